@@ -1,0 +1,195 @@
+//! The one error type of the crate.
+//!
+//! Every failure carries a [`ErrorKind`] that says what went wrong in terms a client can act
+//! on, which side failed ([`Side`]), and whether the operation may have taken effect. The
+//! mapping from an [`Error`] to what a Thrift client sees lives in exactly one place:
+//! [`crate::service::thrift_exception`].
+
+use std::fmt;
+
+/// What went wrong, in terms a client or an operator can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The key is not stored (`get`, `getList`).
+    NoSuchKey,
+    /// The bucket is not served by this server.
+    NoSuchBucket,
+    /// The client sent something the server does not accept; nothing was changed.
+    InvalidArgument,
+    /// The key's partition cannot take writes now (its master is down); nothing was attempted.
+    ReadOnly,
+    /// The store could not be reached or refused for a transient reason; nothing happened.
+    Unavailable,
+    /// A write was sent but the connection died before its answer: it may or may not have happened.
+    OutcomeUnknown,
+    /// A malformed or oversize Thrift message.
+    Protocol,
+    /// The configuration is wrong; the message names the key.
+    Config,
+    /// A bug or an unexpected state in this server or its store.
+    Internal,
+}
+
+/// Which side of the server a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client sent something wrong.
+    Client,
+    /// A store host (SQLite file, MariaDB server) failed.
+    Store,
+    /// This server itself.
+    Server,
+}
+
+impl ErrorKind {
+    /// Which side failed.
+    pub fn side(self) -> Side {
+        match self {
+            ErrorKind::NoSuchKey
+            | ErrorKind::NoSuchBucket
+            | ErrorKind::InvalidArgument
+            | ErrorKind::Protocol => Side::Client,
+            ErrorKind::ReadOnly | ErrorKind::Unavailable | ErrorKind::OutcomeUnknown => Side::Store,
+            ErrorKind::Config | ErrorKind::Internal => Side::Server,
+        }
+    }
+
+    /// True when the operation certainly did not take effect, so retrying it is safe.
+    pub fn retry_safe(self) -> bool {
+        matches!(self, ErrorKind::ReadOnly | ErrorKind::Unavailable)
+    }
+
+    /// A short stable name, used in logs and in the `what` text clients see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NoSuchKey => "no such key",
+            ErrorKind::NoSuchBucket => "no such bucket",
+            ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::ReadOnly => "read-only",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::OutcomeUnknown => "outcome unknown",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Config => "configuration error",
+            ErrorKind::Internal => "internal error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error with its kind, a message for humans and, optionally, the lower-level cause.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A new error of `kind` with a message for humans.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the lower-level cause.
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// Prefixes the message with where the error happened, keeping kind and cause.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without the cause.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Shorthand for [`ErrorKind::InvalidArgument`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Internal`].
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, message)
+    }
+
+    /// Shorthand for [`ErrorKind::Config`].
+    pub fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Messages never hold secrets: config errors name keys, not values of password keys.
+        write!(f, "Error({:?}: {self})", self.kind)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_ref()
+            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::new(ErrorKind::Internal, "I/O error").with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_includes_context_and_source() {
+        let io = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+        let e = Error::new(ErrorKind::Unavailable, "reading bucket data")
+            .with_source(io)
+            .context("get");
+        assert_eq!(e.to_string(), "get: reading bucket data: disk on fire");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        assert!(e.kind().retry_safe());
+        assert_eq!(e.kind().side(), Side::Store);
+    }
+
+    #[test]
+    fn only_unattempted_failures_are_retry_safe() {
+        assert!(!ErrorKind::OutcomeUnknown.retry_safe());
+        assert!(!ErrorKind::Internal.retry_safe());
+        assert!(ErrorKind::ReadOnly.retry_safe());
+    }
+}
