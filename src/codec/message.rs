@@ -77,17 +77,41 @@ pub struct Element {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     GetBuckets,
-    Put { bucket: Bytes, key: Bytes, value: Bytes },
-    Get { bucket: Bytes, key: Bytes },
-    Remove { bucket: Bytes, key: Bytes },
-    Append { bucket: Bytes, key: Bytes, value: Bytes },
-    PutValue { bucket: Bytes, value: Bytes },
-    Scan { bucket: Bytes, seed: Bytes, count: i32 },
+    Put {
+        bucket: Bytes,
+        key: Bytes,
+        value: Bytes,
+    },
+    Get {
+        bucket: Bytes,
+        key: Bytes,
+    },
+    Remove {
+        bucket: Bytes,
+        key: Bytes,
+    },
+    Append {
+        bucket: Bytes,
+        key: Bytes,
+        value: Bytes,
+    },
+    PutValue {
+        bucket: Bytes,
+        value: Bytes,
+    },
+    Scan {
+        bucket: Bytes,
+        seed: Bytes,
+        count: i32,
+    },
     PutList(Vec<Element>),
     GetList(Vec<Element>),
     RemoveList(Vec<Element>),
     PutValueList(Vec<Element>),
-    Admin { op: Bytes, data: Bytes },
+    Admin {
+        op: Bytes,
+        data: Bytes,
+    },
 }
 
 impl Call {
@@ -114,7 +138,11 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     /// A call (message type CALL or ONEWAY) of a known method.
-    Call { seqid: i32, call: Call, oneway: bool },
+    Call {
+        seqid: i32,
+        call: Call,
+        oneway: bool,
+    },
     /// A well-formed message naming a method this service does not have; its arguments were
     /// skipped. Answer with [`AppExceptionKind::UnknownMethod`].
     UnknownMethod { name: Bytes, seqid: i32 },

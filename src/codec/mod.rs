@@ -12,13 +12,18 @@
 //!
 //! - [`message`]: the Thrudoc calls and replies as Rust values.
 //! - [`transport`]: detection, frames and message boundaries.
-//! - `binary`, `compact`: the two wire protocols behind one reader/writer interface.
+//! - `binary`, `compact`: the two wire protocols behind one reader/writer interface (`proto`).
+//! - `calls`: the service's argument and result structs, over either protocol.
 
 mod binary;
+mod calls;
 mod compact;
 pub mod message;
 mod proto;
 pub mod transport;
+
+#[cfg(test)]
+mod tests;
 
 pub use message::{
     AppExceptionKind, Call, Element, Incoming, ListResult, Method, Reply, ReplyBody, WireException,
@@ -26,6 +31,10 @@ pub use message::{
 pub use transport::{decode_message, detect, encode_app_exception, encode_reply};
 
 use std::fmt;
+
+/// Most elements a decoded `list<Element>` may hold; longer lists are skipped and the call is
+/// answered with a protocol error. `MAX_BATCH_SIZE` cannot be set above it.
+pub const MAX_LIST_ELEMENTS: usize = 100_000;
 
 /// A Thrift protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,7 +89,10 @@ impl fmt::Display for DecodeError {
             DecodeError::Incomplete => f.write_str("message incomplete"),
             DecodeError::Malformed(why) => write!(f, "malformed message: {why}"),
             DecodeError::TooLarge { size, limit } => {
-                write!(f, "message of {size} bytes exceeds the limit of {limit} bytes")
+                write!(
+                    f,
+                    "message of {size} bytes exceeds the limit of {limit} bytes"
+                )
             }
         }
     }
