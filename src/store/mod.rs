@@ -6,12 +6,14 @@
 //! through `append`.
 //!
 //! - [`disk`]: the embedded store (`BACKEND = disk`), one SQLite file per bucket.
+//! - [`contract`]: the conformance suite every implementation's tests run.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::error::Result;
 
+pub mod contract;
 pub mod disk;
 
 /// One page of a scan.
