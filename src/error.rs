@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn display_includes_context_and_source() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "disk on fire");
+        let io = std::io::Error::other("disk on fire");
         let e = Error::new(ErrorKind::Unavailable, "reading bucket data")
             .with_source(io)
             .context("get");
