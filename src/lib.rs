@@ -23,8 +23,13 @@
 //! - [`gen`]: the bindings the Apache Thrift compiler makes from the IDL; the typed client of
 //!   tests and tools.
 //!
+//! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
+//! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
+//!
 //! Binaries in `src/bin/` only parse their command line and call into this library.
 
+pub mod app;
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;

@@ -1,1 +1,333 @@
-//! TODO
+//! The TCP front end: accepts connections and runs one tokio task per connection.
+//!
+//! Each connection's first bytes decide its transport and protocol ([`codec::detect`]); its
+//! requests are then decoded, run through the [`Service`] one at a time (Thrift clients wait
+//! for each reply, and running them in order keeps each client's operations in order), and
+//! answered in the same transport and protocol.
+//!
+//! Footprint: an idle connection holds no buffer. The task waits for readability with an
+//! empty buffer and only then reserves memory to read into, so thousands of idle clients cost
+//! little more than their sockets and task state.
+//!
+//! Shutdown: when the `shutdown` future completes, the listener closes, idle connections close,
+//! and a connection in the middle of a request finishes it and sends the reply before closing;
+//! after `SHUTDOWN_TIMEOUT` whatever is left is dropped.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::codec::{
+    self, AppExceptionKind, DecodeError, Incoming, Protocol, Reply, ReplyBody, Transport,
+};
+use crate::config::ServerConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::service::{ClientFailure, Service};
+
+/// How much to read at a time when the message's size is not known yet.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// A write buffer larger than this is not kept between requests.
+const KEEP_WRITE_BUFFER: usize = 64 * 1024;
+
+/// Serves `listener` until `shutdown` completes, then drains connections.
+pub async fn run(
+    listener: TcpListener,
+    service: Arc<Service>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let limit = config.max_connections;
+    let permits = Arc::new(Semaphore::new(limit));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let conn = Arc::new(ConnectionSettings {
+        max_frame_size: config.max_frame_size,
+        idle_timeout: config.idle_timeout,
+    });
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of descriptors or a connection reset before accept: not fatal. Back off a
+                // little so a full descriptor table does not turn into a busy loop.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, limit, "connection limit reached; closing new connection");
+            drop(stream);
+            continue;
+        };
+        let service = service.clone();
+        let conn = conn.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve_connection(stream, peer, &service, &conn, stop).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in flight");
+    let _ = stop_tx.send(true);
+    let all = u32::try_from(limit).unwrap_or(u32::MAX);
+    match tokio::time::timeout(config.shutdown_timeout, permits.acquire_many(all)).await {
+        Ok(_) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!(
+            open = limit - permits.available_permits(),
+            "shutdown timeout: dropping connections still open"
+        ),
+    }
+    Ok(())
+}
+
+struct ConnectionSettings {
+    max_frame_size: usize,
+    idle_timeout: Option<Duration>,
+}
+
+/// Why a connection stopped reading.
+enum ReadEnd {
+    /// Data arrived.
+    Data,
+    /// The peer closed, the server is stopping, or the connection was idle too long.
+    Close,
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    service: &Service,
+    settings: &ConnectionSettings,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    // Requests and replies are small and each waits for the other: Nagle would only add delay.
+    stream.set_nodelay(true)?;
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut kind: Option<(Transport, Protocol)> = None;
+    loop {
+        let (transport, protocol) = match kind {
+            Some(k) => k,
+            None => match codec::detect(&buf) {
+                Ok(Some(k)) => {
+                    tracing::debug!(%peer, transport = %k.0, protocol = %k.1, "new client");
+                    kind = Some(k);
+                    k
+                }
+                Ok(None) => {
+                    if let ReadEnd::Close =
+                        read_more(&mut stream, &mut buf, 8, settings, &mut stop).await?
+                    {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    tracing::info!(%peer, error = %e, "not a Thrift client; closing");
+                    return Ok(());
+                }
+            },
+        };
+        if buf.is_empty() {
+            if let ReadEnd::Close =
+                read_more(&mut stream, &mut buf, READ_CHUNK, settings, &mut stop).await?
+            {
+                return Ok(());
+            }
+            continue;
+        }
+        let data = std::mem::take(&mut buf).freeze();
+        match codec::decode_message(&data, transport, protocol, settings.max_frame_size) {
+            Ok((incoming, used)) => {
+                if used < data.len() {
+                    // Pipelined bytes of the next message: usually none.
+                    buf = BytesMut::from(&data[used..]);
+                }
+                drop(data);
+                if answer(incoming, service, transport, protocol, &mut out).await {
+                    stream.write_all(&out).await?;
+                }
+                if out.capacity() > KEEP_WRITE_BUFFER {
+                    out = Vec::new();
+                } else {
+                    out.clear();
+                }
+            }
+            Err(DecodeError::Incomplete) => {
+                let wanted = missing_bytes(&data, transport);
+                // Unique again: nothing decoded from `data` is alive, so no copy is made.
+                buf = data
+                    .try_into_mut()
+                    .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                if let ReadEnd::Close =
+                    read_more(&mut stream, &mut buf, wanted, settings, &mut stop).await?
+                {
+                    if !buf.is_empty() {
+                        tracing::info!(%peer, bytes = buf.len(), "connection closed in the middle of a message");
+                    }
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                // The message's end is unknown, so the stream cannot be resynchronised: say why
+                // in a TApplicationException when the peer may still read, then close.
+                tracing::info!(%peer, error = %e, "refusing message; closing connection");
+                let failure = Error::new(ErrorKind::Protocol, e.to_string());
+                codec::encode_app_exception(
+                    &mut out,
+                    transport,
+                    protocol,
+                    b"",
+                    0,
+                    AppExceptionKind::ProtocolError,
+                    &failure.to_string(),
+                );
+                let _ = stream.write_all(&out).await;
+                let _ = stream.shutdown().await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// How many more bytes the message at the front of `data` needs, when the frame says so.
+fn missing_bytes(data: &Bytes, transport: Transport) -> usize {
+    if transport == Transport::Framed && data.len() >= 4 {
+        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        (len + 4).saturating_sub(data.len()).max(1)
+    } else {
+        READ_CHUNK
+    }
+}
+
+/// Runs one decoded message and encodes its answer into `out`. False: nothing to send (a
+/// oneway call).
+async fn answer(
+    incoming: Incoming,
+    service: &Service,
+    transport: Transport,
+    protocol: Protocol,
+    out: &mut Vec<u8>,
+) -> bool {
+    match incoming {
+        Incoming::Call {
+            seqid,
+            call,
+            oneway,
+        } => {
+            let method = call.method();
+            let body = match service.call(call).await {
+                Ok(body) => body,
+                Err(ClientFailure::Thrudoc(ex)) => ReplyBody::Thrown(ex),
+                Err(ClientFailure::Application { kind, message }) => {
+                    if !oneway {
+                        codec::encode_app_exception(
+                            out,
+                            transport,
+                            protocol,
+                            method.name().as_bytes(),
+                            seqid,
+                            kind,
+                            &message,
+                        );
+                    }
+                    return !oneway;
+                }
+            };
+            if oneway {
+                return false;
+            }
+            codec::encode_reply(
+                out,
+                transport,
+                protocol,
+                &Reply {
+                    method,
+                    seqid,
+                    body,
+                },
+            );
+        }
+        Incoming::UnknownMethod { name, seqid } => {
+            let message = format!("unknown method `{}`", String::from_utf8_lossy(&name));
+            tracing::debug!(%message, "refusing call");
+            codec::encode_app_exception(
+                out,
+                transport,
+                protocol,
+                &name,
+                seqid,
+                AppExceptionKind::UnknownMethod,
+                &message,
+            );
+        }
+        Incoming::Invalid {
+            name,
+            seqid,
+            kind,
+            reason,
+        } => {
+            tracing::debug!(%reason, "refusing invalid message");
+            codec::encode_app_exception(out, transport, protocol, &name, seqid, kind, &reason);
+        }
+    }
+    true
+}
+
+/// Reads at least one byte into `buf`, reserving about `wanted` bytes first.
+///
+/// With an empty buffer (between requests) it waits for readability before reserving memory,
+/// stops when the server is stopping, and applies the idle timeout.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    wanted: usize,
+    settings: &ConnectionSettings,
+    stop: &mut watch::Receiver<bool>,
+) -> io::Result<ReadEnd> {
+    loop {
+        if buf.is_empty() {
+            if *stop.borrow() {
+                return Ok(ReadEnd::Close);
+            }
+            let ready = async {
+                match settings.idle_timeout {
+                    Some(t) => tokio::time::timeout(t, stream.readable()).await.ok(),
+                    None => Some(stream.readable().await),
+                }
+            };
+            tokio::select! {
+                r = ready => match r {
+                    Some(r) => r?,
+                    None => return Ok(ReadEnd::Close),
+                },
+                _ = stop.changed() => return Ok(ReadEnd::Close),
+            }
+        } else {
+            stream.readable().await?;
+        }
+        buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Ok(ReadEnd::Close),
+            Ok(_) => return Ok(ReadEnd::Data),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,1 +1,506 @@
-//! TODO
+//! The Thrudoc API on top of a [`Store`]: one function per method.
+//!
+//! Every argument is checked here before the store sees it, so a store never receives a bucket
+//! name that is not `[A-Za-z0-9_-]{1,64}`, an empty or oversize key, or an oversize value.
+//! Batch methods check each element alone: one bad element fails alone.
+//!
+//! [`client_failure`] is the one place that decides what a client sees for an [`Error`].
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::codec::{AppExceptionKind, Call, Element, ListResult, Method, ReplyBody, WireException};
+use crate::config::{check_bucket_name, Limits, MAX_KEY_SIZE};
+use crate::error::{Error, ErrorKind, Result};
+use crate::gen::thrudoc::ExceptionType;
+use crate::store::{Entry, KeyRef, Store};
+
+/// Seeds are opaque tokens of the store; none it makes is longer than this.
+const MAX_SEED_SIZE: usize = 4096;
+
+/// What a client is told about a failed call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFailure {
+    /// The method's declared `ThrudocException`.
+    Thrudoc(WireException),
+    /// A `TApplicationException` (the call itself could not be understood).
+    Application {
+        kind: AppExceptionKind,
+        message: String,
+    },
+}
+
+/// Maps an error to what the client sees. The only such mapping in the crate.
+///
+/// Kinds a client can act on get their own `ExceptionType`; the original two (UNKNOWN,
+/// NO_SUCH_KEY) keep their values, so old clients still work and still read `what`. Internal
+/// errors are logged in full by the caller and reach the client without their cause.
+pub fn client_failure(err: &Error) -> ClientFailure {
+    let kind = match err.kind() {
+        ErrorKind::NoSuchKey => ExceptionType::NO_SUCH_KEY,
+        ErrorKind::NoSuchBucket => ExceptionType::NO_SUCH_BUCKET,
+        ErrorKind::InvalidArgument => ExceptionType::INVALID_ARGUMENT,
+        ErrorKind::ReadOnly => ExceptionType::READ_ONLY,
+        ErrorKind::Unavailable => ExceptionType::UNAVAILABLE,
+        ErrorKind::OutcomeUnknown => ExceptionType::OUTCOME_UNKNOWN,
+        ErrorKind::Protocol => {
+            return ClientFailure::Application {
+                kind: AppExceptionKind::ProtocolError,
+                message: err.to_string(),
+            }
+        }
+        ErrorKind::Config | ErrorKind::Internal => {
+            return ClientFailure::Thrudoc(WireException {
+                what: format!("{}: {}", err.kind(), err.message()),
+                kind: ExceptionType::UNKNOWN.0,
+            })
+        }
+    };
+    ClientFailure::Thrudoc(WireException {
+        what: format!("{}: {err}", err.kind()),
+        kind: kind.0,
+    })
+}
+
+/// The exception a batch method puts in its result list for one element.
+fn element_exception(result: &Result<()>) -> WireException {
+    match result {
+        Ok(()) => WireException {
+            what: String::new(),
+            kind: ExceptionType::UNKNOWN.0,
+        },
+        Err(e) => match client_failure(e) {
+            ClientFailure::Thrudoc(ex) => ex,
+            ClientFailure::Application { message, .. } => WireException {
+                what: message,
+                kind: ExceptionType::UNKNOWN.0,
+            },
+        },
+    }
+}
+
+/// Per-method call and error counters, for `admin("stats")`.
+#[derive(Default)]
+struct Counters {
+    calls: [AtomicU64; Method::ALL.len()],
+    errors: [AtomicU64; Method::ALL.len()],
+}
+
+/// The API implementation shared by all connections.
+pub struct Service {
+    store: Arc<dyn Store>,
+    limits: Limits,
+    counters: Counters,
+    started: Instant,
+}
+
+impl Service {
+    /// A service over `store` applying `limits`.
+    pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
+        Service {
+            store,
+            limits,
+            counters: Counters::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs one call. `Err` is the method's declared exception or an application exception,
+    /// already mapped by [`client_failure`].
+    pub async fn call(&self, call: Call) -> std::result::Result<ReplyBody, ClientFailure> {
+        let index = method_index(call.method());
+        self.counters.calls[index].fetch_add(1, Ordering::Relaxed);
+        let result = self.dispatch(call).await;
+        result.map_err(|e| {
+            self.counters.errors[index].fetch_add(1, Ordering::Relaxed);
+            match e.kind() {
+                ErrorKind::Internal | ErrorKind::Config => {
+                    tracing::error!(error = %e, "call failed")
+                }
+                ErrorKind::Unavailable | ErrorKind::OutcomeUnknown | ErrorKind::ReadOnly => {
+                    tracing::warn!(error = %e, "call failed")
+                }
+                _ => tracing::debug!(error = %e, "call refused"),
+            }
+            client_failure(&e)
+        })
+    }
+
+    async fn dispatch(&self, call: Call) -> Result<ReplyBody> {
+        let store = &*self.store;
+        match call {
+            Call::GetBuckets => {
+                let names = store.buckets().await?;
+                Ok(ReplyBody::Strings(
+                    names.into_iter().map(Bytes::from).collect(),
+                ))
+            }
+            Call::Put { bucket, key, value } => {
+                let bucket = self.bucket(&bucket)?;
+                store
+                    .put(bucket, self.key(key)?, self.value(value)?)
+                    .await?;
+                Ok(ReplyBody::Void)
+            }
+            Call::Get { bucket, key } => {
+                let value = store.get(self.bucket(&bucket)?, self.key(key)?).await?;
+                Ok(ReplyBody::Binary(value))
+            }
+            Call::Remove { bucket, key } => {
+                store.remove(self.bucket(&bucket)?, self.key(key)?).await?;
+                Ok(ReplyBody::Void)
+            }
+            Call::Append { bucket, key, value } => {
+                let bucket = self.bucket(&bucket)?;
+                store
+                    .append(bucket, self.key(key)?, self.value(value)?)
+                    .await?;
+                Ok(ReplyBody::Void)
+            }
+            Call::PutValue { bucket, value } => {
+                let bucket = self.bucket(&bucket)?;
+                let key = new_key();
+                store.put(bucket, key.clone(), self.value(value)?).await?;
+                Ok(ReplyBody::Binary(key))
+            }
+            Call::Scan {
+                bucket,
+                seed,
+                count,
+            } => self.scan(&bucket, seed, count).await,
+            Call::PutList(elements) => {
+                self.batch_size(elements.len())?;
+                let results = self.put_list(elements, false).await;
+                Ok(ReplyBody::Exceptions(
+                    results.iter().map(|(_, r)| element_exception(r)).collect(),
+                ))
+            }
+            Call::PutValueList(elements) => {
+                self.batch_size(elements.len())?;
+                let results = self.put_list(elements, true).await;
+                Ok(ReplyBody::ListResults(
+                    results
+                        .into_iter()
+                        .map(|(element, r)| ListResult {
+                            ex: element_exception(&r),
+                            element,
+                        })
+                        .collect(),
+                ))
+            }
+            Call::GetList(elements) => {
+                self.batch_size(elements.len())?;
+                Ok(ReplyBody::ListResults(self.get_list(elements).await))
+            }
+            Call::RemoveList(elements) => {
+                self.batch_size(elements.len())?;
+                let results = self.remove_list(elements).await;
+                Ok(ReplyBody::Exceptions(
+                    results.iter().map(element_exception).collect(),
+                ))
+            }
+            Call::Admin { op, data } => self.admin(&op, &data).await.map(ReplyBody::Binary),
+        }
+    }
+
+    async fn scan(&self, bucket: &[u8], seed: Bytes, count: i32) -> Result<ReplyBody> {
+        let bucket = self.bucket(bucket)?;
+        let max = self.limits.max_scan_count;
+        let count = usize::try_from(count)
+            .ok()
+            .filter(|c| (1..=max).contains(c))
+            .ok_or_else(|| Error::invalid(format!("scan count {count} is outside 1..={max}")))?;
+        if seed.len() > MAX_SEED_SIZE {
+            return Err(Error::invalid("scan seed is not one this server made"));
+        }
+        let page = self.store.scan(bucket, seed, count).await?;
+        let bucket = Bytes::copy_from_slice(bucket.as_bytes());
+        let elements = page
+            .entries
+            .into_iter()
+            .map(|(key, value)| Element {
+                bucket: bucket.clone(),
+                key,
+                value,
+            })
+            .collect();
+        Ok(ReplyBody::Scan {
+            elements,
+            seed: page.seed,
+        })
+    }
+
+    /// putList and putValueList: check each element, write the good ones in one store call,
+    /// and return each element (with its new key for putValueList) beside its result.
+    async fn put_list(&self, elements: Vec<Element>, new_keys: bool) -> Vec<(Element, Result<()>)> {
+        let mut results: Vec<(Element, Result<()>)> = Vec::with_capacity(elements.len());
+        let mut entries = Vec::new();
+        let mut positions = Vec::new();
+        for mut element in elements {
+            if new_keys {
+                element.key = new_key();
+            }
+            let checked = self.entry(&element);
+            match checked {
+                Ok(entry) => {
+                    positions.push(results.len());
+                    entries.push(entry);
+                    results.push((element, Ok(())));
+                }
+                Err(e) => results.push((element, Err(e))),
+            }
+        }
+        if !entries.is_empty() {
+            for (position, result) in positions
+                .into_iter()
+                .zip(self.store.put_many(entries).await)
+            {
+                results[position].1 = result;
+            }
+        }
+        results
+    }
+
+    async fn get_list(&self, elements: Vec<Element>) -> Vec<ListResult> {
+        let (keys, positions, mut results) = self.key_refs(&elements);
+        let mut values: Vec<Option<Result<Bytes>>> = (0..elements.len()).map(|_| None).collect();
+        if !keys.is_empty() {
+            for (position, value) in positions.into_iter().zip(self.store.get_many(keys).await) {
+                values[position] = Some(value);
+            }
+        }
+        elements
+            .into_iter()
+            .zip(values)
+            .enumerate()
+            .map(|(i, (mut element, value))| {
+                let outcome = match value {
+                    Some(Ok(v)) => {
+                        element.value = v;
+                        Ok(())
+                    }
+                    Some(Err(e)) => {
+                        element.value = Bytes::new();
+                        Err(e)
+                    }
+                    None => {
+                        element.value = Bytes::new();
+                        std::mem::replace(&mut results[i], Ok(()))
+                    }
+                };
+                ListResult {
+                    ex: element_exception(&outcome),
+                    element,
+                }
+            })
+            .collect()
+    }
+
+    async fn remove_list(&self, elements: Vec<Element>) -> Vec<Result<()>> {
+        let (keys, positions, mut results) = self.key_refs(&elements);
+        if !keys.is_empty() {
+            for (position, result) in positions
+                .into_iter()
+                .zip(self.store.remove_many(keys).await)
+            {
+                results[position] = result;
+            }
+        }
+        results
+    }
+
+    /// The valid `(bucket, key)`s of `elements`, their positions, and per-element results
+    /// holding the argument errors of the others.
+    fn key_refs(&self, elements: &[Element]) -> (Vec<KeyRef>, Vec<usize>, Vec<Result<()>>) {
+        let mut keys = Vec::new();
+        let mut positions = Vec::new();
+        let mut results = Vec::with_capacity(elements.len());
+        for (i, element) in elements.iter().enumerate() {
+            let checked = self
+                .bucket(&element.bucket)
+                .and_then(|b| Ok((b, self.key(element.key.clone())?)));
+            match checked {
+                Ok((bucket, key)) => {
+                    keys.push(KeyRef {
+                        bucket: bucket.to_string(),
+                        key,
+                    });
+                    positions.push(i);
+                    results.push(Ok(()));
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        (keys, positions, results)
+    }
+
+    fn entry(&self, element: &Element) -> Result<Entry> {
+        Ok(Entry {
+            bucket: self.bucket(&element.bucket)?.to_string(),
+            key: self.key(element.key.clone())?,
+            value: self.value(element.value.clone())?,
+        })
+    }
+
+    async fn admin(&self, op: &[u8], data: &[u8]) -> Result<Bytes> {
+        let op = std::str::from_utf8(op).map_err(|_| Error::invalid("admin op is not UTF-8"))?;
+        let data_text = std::str::from_utf8(data).unwrap_or("");
+        match op {
+            "echo" => Ok(Bytes::copy_from_slice(data)),
+            "stats" => Ok(Bytes::from(self.stats())),
+            "status" => {
+                let store = self
+                    .store
+                    .admin("status", data_text)
+                    .await?
+                    .unwrap_or_default();
+                Ok(Bytes::from(format!(
+                    "uptime_secs={}\n{store}",
+                    self.started.elapsed().as_secs()
+                )))
+            }
+            _ => match self.store.admin(op, data_text).await? {
+                Some(text) => Ok(Bytes::from(text)),
+                None => Err(Error::invalid(format!(
+                    "unknown admin op `{}`; known: echo, stats, status, load_partitions",
+                    op.escape_debug()
+                ))),
+            },
+        }
+    }
+
+    /// `name=value` lines: uptime and per-method calls and errors.
+    fn stats(&self) -> String {
+        let mut out = format!("uptime_secs={}\n", self.started.elapsed().as_secs());
+        for method in Method::ALL {
+            let i = method_index(method);
+            let calls = self.counters.calls[i].load(Ordering::Relaxed);
+            let errors = self.counters.errors[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "calls.{}={calls}\nerrors.{}={errors}",
+                method.name(),
+                method.name()
+            );
+        }
+        out
+    }
+
+    fn bucket<'a>(&self, bucket: &'a [u8]) -> Result<&'a str> {
+        let name =
+            std::str::from_utf8(bucket).map_err(|_| Error::invalid("bucket name is not UTF-8"))?;
+        check_bucket_name(name).map_err(Error::invalid)?;
+        Ok(name)
+    }
+
+    fn key(&self, key: Bytes) -> Result<Bytes> {
+        if key.is_empty() {
+            return Err(Error::invalid("key is empty"));
+        }
+        if key.len() > MAX_KEY_SIZE {
+            return Err(Error::invalid(format!(
+                "key of {} bytes is longer than {MAX_KEY_SIZE} bytes",
+                key.len()
+            )));
+        }
+        Ok(key)
+    }
+
+    fn value(&self, value: Bytes) -> Result<Bytes> {
+        let max = self.store.max_value_size();
+        if value.len() > max {
+            return Err(Error::invalid(format!(
+                "value of {} bytes is larger than {max} bytes",
+                value.len()
+            )));
+        }
+        Ok(value)
+    }
+
+    fn batch_size(&self, n: usize) -> Result<()> {
+        let max = self.limits.max_batch_size;
+        if n > max {
+            return Err(Error::invalid(format!(
+                "batch of {n} elements is larger than {max}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn method_index(method: Method) -> usize {
+    Method::ALL
+        .iter()
+        .position(|m| *m == method)
+        .unwrap_or_default()
+}
+
+/// A new unique key for putValue: a random (v4) UUID in its hyphenated text form.
+fn new_key() -> Bytes {
+    Bytes::from(uuid::Uuid::new_v4().hyphenated().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_exception_types_keep_their_values() {
+        let e = Error::new(ErrorKind::NoSuchKey, "no key `k` in bucket `data`");
+        let ClientFailure::Thrudoc(ex) = client_failure(&e) else {
+            panic!()
+        };
+        assert_eq!(ex.kind, 2);
+        assert!(ex.what.contains("no key `k`"), "{}", ex.what);
+        let ClientFailure::Thrudoc(ex) = client_failure(&Error::internal("boom")) else {
+            panic!()
+        };
+        assert_eq!(ex.kind, 1);
+    }
+
+    #[test]
+    fn every_kind_maps_to_a_distinct_client_failure() {
+        let kinds = [
+            ErrorKind::NoSuchKey,
+            ErrorKind::NoSuchBucket,
+            ErrorKind::InvalidArgument,
+            ErrorKind::ReadOnly,
+            ErrorKind::Unavailable,
+            ErrorKind::OutcomeUnknown,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for k in kinds {
+            let ClientFailure::Thrudoc(ex) = client_failure(&Error::new(k, "x")) else {
+                panic!()
+            };
+            assert!(ex.kind > 1, "{k:?}");
+            assert!(!ex.what.is_empty());
+            assert!(seen.insert(ex.kind), "{k:?} shares a type");
+        }
+        assert!(matches!(
+            client_failure(&Error::new(ErrorKind::Protocol, "bad")),
+            ClientFailure::Application {
+                kind: AppExceptionKind::ProtocolError,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn successes_in_lists_have_empty_what() {
+        assert!(element_exception(&Ok(())).what.is_empty());
+        assert!(!element_exception(&Err(Error::invalid("x"))).what.is_empty());
+    }
+
+    #[test]
+    fn new_keys_are_unique_uuids() {
+        let a = new_key();
+        let b = new_key();
+        assert_ne!(a, b);
+        assert!(uuid::Uuid::parse_str(std::str::from_utf8(&a).unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,110 @@
+//! Start-up of the `thrudoc` binary: config, logging, store, listener, signals.
+//!
+//! Kept in the library so the binary stays a few lines and tests can reach every step.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::config::{Backend, Config, KEYS};
+use crate::error::{Error, Result};
+use crate::server;
+use crate::service::Service;
+use crate::store::disk::DiskStore;
+use crate::store::Store;
+
+/// Runs the server configured by `file` until SIGINT/SIGTERM; with `check`, validates the
+/// configuration, prints it and returns.
+pub fn main(file: &Path, check: bool) -> Result<()> {
+    let config = Config::load(file)?;
+    if check {
+        print_check(file, &config);
+        return Ok(());
+    }
+    init_logging(&config.log_level);
+    for warning in &config.warnings {
+        tracing::warn!("{}: {warning}", file.display());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("thrudoc")
+        .build()
+        .map_err(|e| Error::internal("cannot start the async runtime").with_source(e))?;
+    runtime.block_on(serve(config))
+}
+
+/// Opens the store, binds the port and serves until a shutdown signal.
+pub async fn serve(config: Config) -> Result<()> {
+    let store = open_store(&config.backend).await?;
+    let service = Arc::new(Service::new(store, config.limits.clone()));
+    let addr = (config.server.bind, config.server.port);
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        Error::config(format!(
+            "cannot listen on {}:{} (SERVER_BIND/SERVER_PORT)",
+            addr.0, addr.1
+        ))
+        .with_source(e)
+    })?;
+    let local = listener.local_addr()?;
+    // One plain line on stdout, so scripts and tests learn the port when SERVER_PORT = 0.
+    println!("thrudoc listening on {local}");
+    tracing::info!(%local, "listening");
+    server::run(listener, service, config.server, shutdown_signal()).await
+}
+
+async fn open_store(backend: &Backend) -> Result<Arc<dyn Store>> {
+    match backend {
+        Backend::Disk(disk) => {
+            let disk = disk.clone();
+            let root = disk.doc_root.display().to_string();
+            let store = tokio::task::spawn_blocking(move || {
+                DiskStore::open(&disk.doc_root, &disk.buckets, disk.max_value_size)
+            })
+            .await
+            .map_err(|e| Error::internal("opening the embedded store panicked").with_source(e))??;
+            let buckets = store.buckets().await?;
+            tracing::info!(?buckets, %root, "embedded store open");
+            Ok(Arc::new(store))
+        }
+        Backend::Mysql(_) => Err(Error::config(
+            "BACKEND = mysql: the MySQL backend is not part of this build yet; use BACKEND = disk",
+        )),
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("thrudoc={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn print_check(file: &Path, config: &Config) {
+    println!("{}: configuration is valid", file.display());
+    for warning in &config.warnings {
+        println!("warning: {warning}");
+    }
+    println!("{config:#?}");
+    let documented: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
+    println!("known keys: {}", documented.join(" "));
+}
