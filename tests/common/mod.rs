@@ -1,0 +1,176 @@
+//! Test harness shared by the integration tests: starts the real `thrudoc` binary on a free
+//! port with its own config and data directory, and ends it when the test ends.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+use thrudoc::client::{self, Client};
+use thrudoc::codec::{Protocol, Transport};
+
+/// How long a server gets to start listening before the test fails.
+pub const START_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Per-call timeout of test clients: no test may hang on a dead server.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `thrudoc` process.
+pub struct ThrudocServer {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stderr: Mutex<mpsc::Receiver<String>>,
+    seen: Mutex<Vec<String>>,
+}
+
+impl ThrudocServer {
+    /// Starts `thrudoc -f <dir>/thrudoc.conf` where the file holds `conf` plus a data directory
+    /// inside the test's temporary directory, on a port the system picks.
+    pub fn start(conf: &str) -> ThrudocServer {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let file = dir.path().join("thrudoc.conf");
+        let text = format!(
+            "SERVER_PORT = 0\nDISK_DOC_ROOT = {}\n{conf}\n",
+            dir.path().join("docs").display()
+        );
+        std::fs::write(&file, text).expect("write config");
+        Self::start_with(dir, &file, &[])
+    }
+
+    /// Starts `thrudoc -f file` with extra environment variables; `dir` is kept alive with the
+    /// server.
+    pub fn start_with(dir: tempfile::TempDir, file: &Path, env: &[(&str, &str)]) -> ThrudocServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_thrudoc"));
+        command
+            .arg("-f")
+            .arg(file)
+            .env("RUST_LOG", "thrudoc=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn thrudoc");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (addr_tx, addr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("thrudoc listening on ") {
+                    let _ = addr_tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if err_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = ThrudocServer {
+            child: Some(child),
+            addr: "0.0.0.0:0".parse().unwrap(),
+            dir,
+            stderr: Mutex::new(err_rx),
+            seen: Mutex::new(Vec::new()),
+        };
+        match addr_rx.recv_timeout(START_DEADLINE) {
+            Ok(addr) => server.addr = addr.parse().expect("listening address"),
+            Err(_) => {
+                let status = server
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                panic!(
+                    "thrudoc did not report a listening address within {START_DEADLINE:?} \
+                     (exit status {status:?}); its stderr:\n{}",
+                    server.stderr_text()
+                );
+            }
+        }
+        server
+    }
+
+    /// A client speaking `transport` and `protocol`.
+    pub fn client(&self, transport: Transport, protocol: Protocol) -> Client {
+        client::connect(self.addr, transport, protocol, CALL_TIMEOUT).expect("connect to thrudoc")
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        let mut seen = self.seen.lock().unwrap();
+        seen.extend(self.stderr.lock().unwrap().try_iter());
+        seen.join("\n")
+    }
+
+    /// Sends `signal` to the server.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let status = Command::new("kill")
+            .args(["-s", signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -s {signal} {pid} failed");
+    }
+
+    /// Waits for the server to exit, failing the test after `deadline`.
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                start.elapsed() < deadline,
+                "thrudoc did not exit within {deadline:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The data directory of the embedded store.
+    pub fn doc_root(&self) -> PathBuf {
+        self.dir.path().join("docs")
+    }
+}
+
+impl Drop for ThrudocServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `check` until it returns true, failing with `what` after `deadline`.
+pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `ExceptionType` of a Thrudoc exception, or a panic naming what else came back.
+pub fn exception_type(result: thrift::Error) -> i32 {
+    match result {
+        thrift::Error::User(e) => match e.downcast::<thrudoc::gen::thrudoc::ThrudocException>() {
+            Ok(ex) => ex.type_.map(|t| t.0).unwrap_or(1),
+            Err(other) => panic!("unexpected user error {other:?}"),
+        },
+        other => panic!("expected a ThrudocException, got {other:?}"),
+    }
+}
