@@ -174,3 +174,4 @@ pub fn exception_type(result: thrift::Error) -> i32 {
         other => panic!("expected a ThrudocException, got {other:?}"),
     }
 }
+pub mod mariadb;
