@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::server;
 use crate::service::Service;
 use crate::store::disk::DiskStore;
+use crate::store::mysql::MysqlStore;
 use crate::store::Store;
 
 /// Runs the server configured by `file` until SIGINT/SIGTERM; with `check`, validates the
@@ -67,9 +68,12 @@ async fn open_store(backend: &Backend) -> Result<Arc<dyn Store>> {
             tracing::info!(?buckets, %root, "embedded store open");
             Ok(Arc::new(store))
         }
-        Backend::Mysql(_) => Err(Error::config(
-            "BACKEND = mysql: the MySQL backend is not part of this build yet; use BACKEND = disk",
-        )),
+        Backend::Mysql(mysql) => {
+            let store = MysqlStore::open(mysql)
+                .await
+                .map_err(|e| e.context("starting the mysql backend"))?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

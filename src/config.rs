@@ -118,6 +118,26 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         Some("1048576"),
         "largest value of the mysql backend, bytes",
     ),
+    (
+        "MYSQL_CONNECT_TIMEOUT_MS",
+        Some("1000"),
+        "milliseconds to open a connection to a MySQL host",
+    ),
+    (
+        "MYSQL_QUERY_TIMEOUT_MS",
+        Some("3000"),
+        "milliseconds one statement may take",
+    ),
+    (
+        "MYSQL_POOL_SIZE",
+        Some("32"),
+        "most open connections per MySQL host",
+    ),
+    (
+        "MYSQL_DIRECTORY_POLL_MS",
+        Some("1000"),
+        "milliseconds between directory version checks",
+    ),
 ];
 
 /// Keys are at most this long (bytes): the MySQL datatables' `k VARBINARY(255)`.
@@ -179,6 +199,10 @@ pub struct MysqlConfig {
     pub username: String,
     pub password: Secret,
     pub max_value_size: usize,
+    pub connect_timeout: Duration,
+    pub query_timeout: Duration,
+    pub pool_size: usize,
+    pub directory_poll: Duration,
 }
 
 /// The listener's keys.
@@ -505,6 +529,18 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
         username: v.required("MYSQL_USERNAME")?,
         password,
         max_value_size: v.size("MYSQL_MAX_VALUES_SIZE", 1, max_value_for(server))?,
+        connect_timeout: Duration::from_millis(v.number(
+            "MYSQL_CONNECT_TIMEOUT_MS",
+            10,
+            600_000,
+        )?),
+        query_timeout: Duration::from_millis(v.number("MYSQL_QUERY_TIMEOUT_MS", 10, 3_600_000)?),
+        pool_size: v.size("MYSQL_POOL_SIZE", 1, 10_000)?,
+        directory_poll: Duration::from_millis(v.number(
+            "MYSQL_DIRECTORY_POLL_MS",
+            10,
+            3_600_000,
+        )?),
     })
 }
 

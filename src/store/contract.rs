@@ -548,23 +548,16 @@ async fn walk(store: &dyn Store, bucket: &str, what: &str) -> Vec<Vec<(Bytes, By
     }
 }
 
-/// Checks that the walk returned each stable key exactly once, with its value, in byte order.
+/// Checks that the walk returned no key twice and each stable key with its value. The order is
+/// the store's own (the disk store walks in byte order, the MySQL store partition by partition).
 fn check_walk(pages: &[Vec<(Bytes, Bytes)>], stable: &BTreeMap<Bytes, Bytes>, what: &str) {
     let mut seen = BTreeSet::new();
-    let mut previous: Option<&Bytes> = None;
     for (key, value) in pages.iter().flatten() {
-        if let Some(prev) = previous {
-            assert!(
-                prev < key,
-                "contract: {what}: keys not in byte order: {prev:?} then {key:?}"
-            );
-        }
-        previous = Some(key);
+        assert!(
+            seen.insert(key.clone()),
+            "contract: {what}: key {key:?} returned twice"
+        );
         if let Some(expected) = stable.get(key) {
-            assert!(
-                seen.insert(key.clone()),
-                "contract: {what}: key {key:?} returned twice"
-            );
             assert_eq!(value, expected, "contract: {what}: value of {key:?}");
         }
     }

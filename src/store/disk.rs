@@ -796,6 +796,33 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn scans_walk_keys_in_byte_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let keys: [&[u8]; 6] = [b"b", b"a\xff", b"\x00", b"a", b"\xff\x00", b"ab"];
+        for k in keys {
+            store
+                .put("alpha", Bytes::copy_from_slice(k), Bytes::new())
+                .await
+                .unwrap();
+        }
+        let mut walked = Vec::new();
+        let mut seed = Bytes::new();
+        loop {
+            let page = store.scan("alpha", seed, 4).await.unwrap();
+            let n = page.entries.len();
+            walked.extend(page.entries.into_iter().map(|(k, _)| k.to_vec()));
+            seed = page.seed;
+            if n < 4 {
+                break;
+            }
+        }
+        let mut sorted: Vec<Vec<u8>> = keys.iter().map(|k| k.to_vec()).collect();
+        sorted.sort();
+        assert_eq!(walked, sorted);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn rows_are_plain_and_readable_by_other_programs() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());

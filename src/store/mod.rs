@@ -15,6 +15,7 @@ use crate::error::Result;
 
 pub mod contract;
 pub mod disk;
+pub mod mysql;
 
 /// One page of a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -1,0 +1,700 @@
+//! The MySQL/MariaDB backend (`BACKEND = mysql`).
+//!
+//! Keys hash to table partitions ([`placement`]); the [`directory`] says which host holds each
+//! partition and which sibling holds its copy. The store keeps the directory as one immutable
+//! [`Routing`] value (directory plus the connection pool of each host) behind an
+//! [`ArcSwap`]: a request takes a snapshot without locking, and a reload swaps in a new one
+//! atomically, so no request ever sees half a directory.
+//!
+//! - [`directory`]: the directory's tables, loading and checking them.
+//! - [`placement`]: key to partition.
+//! - [`hosts`]: pools, timeouts, and what MySQL failures mean.
+//! - [`sql`]: the statements, with every client value bound.
+//!
+//! The directory is read from `MYSQL_MASTER_*`, or from `MYSQL_SLAVE_*` when the master does
+//! not answer, at start-up, every `MYSQL_DIRECTORY_POLL_MS` (a cheap version check; a full load
+//! only when the version moved) and on `admin("load_partitions")`.
+
+pub mod directory;
+pub mod hosts;
+pub mod placement;
+pub mod sql;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Params, Pool, Value};
+
+use self::directory::{Bucket, Directory, Partition};
+use self::hosts::{connect, timed, Access, HostSettings, Pools};
+use super::{Entry, KeyRef, ScanPage, Store};
+use crate::config::MysqlConfig;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Prefix of this store's scan seeds: `m1:<partition id>:<hex of the last key>`.
+const SEED_PREFIX: &str = "m1:";
+
+/// Most rows in one multi-row statement of a batch, and most bytes of values in it (well
+/// under MariaDB's default 16 MiB `max_allowed_packet`).
+const BATCH_ROWS: usize = 1000;
+const BATCH_BYTES: usize = 4 << 20;
+
+/// A directory with the pool of each of its hosts: everything a request needs to route.
+pub struct Routing {
+    pub directory: Directory,
+    pools: BTreeMap<u32, Pool>,
+}
+
+impl Routing {
+    fn pool(&self, host_id: u32) -> Result<&Pool> {
+        self.pools
+            .get(&host_id)
+            .ok_or_else(|| Error::internal(format!("directory names unknown host {host_id}")))
+    }
+
+    fn address(&self, host_id: u32) -> String {
+        self.directory
+            .hosts
+            .get(&host_id)
+            .map_or_else(|| format!("host {host_id}"), |h| h.address())
+    }
+}
+
+struct Inner {
+    config: MysqlConfig,
+    settings: HostSettings,
+    routing: ArcSwap<Routing>,
+    pools: Pools,
+    directory_master: Pool,
+    directory_slave: Option<Pool>,
+    /// Serialises reloads, so two never race to swap.
+    reload: tokio::sync::Mutex<()>,
+}
+
+/// The MySQL store.
+pub struct MysqlStore {
+    inner: Arc<Inner>,
+}
+
+impl MysqlStore {
+    /// Loads the directory (from the master, or its sibling when the master does not answer)
+    /// and starts watching its version.
+    pub async fn open(config: &MysqlConfig) -> Result<MysqlStore> {
+        let settings = HostSettings::new(config);
+        let directory_master = settings.pool(&config.master_host, config.master_port, 2);
+        let directory_slave = config
+            .slave_host
+            .as_ref()
+            .map(|h| settings.pool(h, config.slave_port, 2));
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            settings,
+            routing: ArcSwap::from_pointee(Routing {
+                directory: Directory::default(),
+                pools: BTreeMap::new(),
+            }),
+            pools: Pools::default(),
+            directory_master,
+            directory_slave,
+            reload: tokio::sync::Mutex::new(()),
+        });
+        let routing = inner.reload().await?;
+        let directory = &routing.directory;
+        tracing::info!(%directory, "mysql store open");
+        for (bucket, why) in &directory.invalid {
+            tracing::error!(%bucket, %why, "bucket not served: invalid directory rows");
+        }
+        tokio::spawn(watch_directory(Arc::downgrade(&inner)));
+        Ok(MysqlStore { inner })
+    }
+
+    /// The current routing snapshot.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.inner.routing.load_full()
+    }
+
+    /// Loads the directory now and swaps it in.
+    pub async fn reload(&self) -> Result<Arc<Routing>> {
+        self.inner.reload().await?;
+        Ok(self.routing())
+    }
+}
+
+impl Inner {
+    /// A connection to the directory: the master, or the sibling when the master is down.
+    async fn directory_conn(&self) -> Result<(mysql_async::Conn, &'static str)> {
+        let master = format!("{}:{}", self.config.master_host, self.config.master_port);
+        let err = match connect(&self.directory_master, &self.settings, &master).await {
+            Ok(conn) => return Ok((conn, "master")),
+            Err(e) => e,
+        };
+        let Some(slave) = &self.directory_slave else {
+            return Err(err.context("directory master (no MYSQL_SLAVE_HOST configured)"));
+        };
+        let address = format!(
+            "{}:{}",
+            self.config.slave_host.as_deref().unwrap_or_default(),
+            self.config.slave_port
+        );
+        match connect(slave, &self.settings, &address).await {
+            Ok(conn) => Ok((conn, "sibling")),
+            Err(e2) => Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("directory unreachable: master: {err}; sibling: {e2}"),
+            )),
+        }
+    }
+
+    /// Loads the directory and swaps it in when its version differs from the current one.
+    async fn reload(&self) -> Result<Arc<Routing>> {
+        let _guard = self.reload.lock().await;
+        let (mut conn, from) = self.directory_conn().await?;
+        let directory = timed(
+            &self.settings,
+            Access::Read,
+            || format!("loading the directory from its {from}"),
+            async { Ok(Directory::load(&mut conn).await) },
+        )
+        .await??;
+        let current = self.routing.load();
+        if current.directory == directory {
+            return Ok(self.routing.load_full());
+        }
+        let pools = directory
+            .hosts
+            .values()
+            .map(|h| (h.id, self.pools.get(&self.settings, &h.hostname, h.port)))
+            .collect();
+        tracing::info!(
+            from,
+            old_version = current.directory.version,
+            new_version = directory.version,
+            "directory loaded"
+        );
+        let routing = Arc::new(Routing { directory, pools });
+        self.routing.store(routing.clone());
+        Ok(routing)
+    }
+
+    async fn poll(&self) -> Result<bool> {
+        let (mut conn, from) = self.directory_conn().await?;
+        let version = timed(
+            &self.settings,
+            Access::Read,
+            || format!("reading the directory version from its {from}"),
+            async { Ok(Directory::poll_version(&mut conn).await) },
+        )
+        .await??;
+        Ok(version != self.routing.load().directory.version)
+    }
+}
+
+/// Checks the directory version every poll interval and reloads when it moved. Ends when the
+/// store is dropped.
+async fn watch_directory(inner: Weak<Inner>) {
+    let mut healthy = true;
+    loop {
+        let Some(interval) = inner.upgrade().map(|i| i.config.directory_poll) else {
+            return;
+        };
+        tokio::time::sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let result = match inner.poll().await {
+            Ok(true) => inner.reload().await.map(|_| ()),
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match (result, healthy) {
+            (Ok(()), false) => {
+                tracing::info!("directory reachable again");
+                healthy = true;
+            }
+            (Err(e), true) => {
+                tracing::warn!(error = %e, "cannot check the directory; serving the last one loaded");
+                healthy = false;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The partition that holds `key` of `bucket`.
+fn locate<'a>(routing: &'a Routing, bucket: &str, key: &[u8]) -> Result<&'a Partition> {
+    let bucket = routing.directory.bucket(bucket)?;
+    Ok(&bucket.partitions[bucket.locate(key)])
+}
+
+fn check_value(value: &[u8], max: usize) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::invalid(format!(
+            "value of {} bytes is larger than {max} bytes",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn no_such_key(bucket: &str, key: &[u8]) -> Error {
+    Error::new(
+        ErrorKind::NoSuchKey,
+        format!(
+            "no key `{}` in bucket `{bucket}`",
+            String::from_utf8_lossy(key)
+        ),
+    )
+}
+
+fn describe(routing: &Routing, part: &Partition, what: &str) -> String {
+    format!(
+        "{what} on partition {} ({}) of {}",
+        part.id,
+        part.datatable,
+        routing.address(part.host_id)
+    )
+}
+
+impl MysqlStore {
+    async fn conn(&self, routing: &Routing, host_id: u32) -> Result<mysql_async::Conn> {
+        connect(
+            routing.pool(host_id)?,
+            &self.inner.settings,
+            &routing.address(host_id),
+        )
+        .await
+    }
+
+    /// Runs `stmt` with `params` on `part`'s master, returning the affected row count.
+    async fn write(
+        &self,
+        routing: &Routing,
+        part: &Partition,
+        stmt: &str,
+        params: Params,
+        what: &str,
+    ) -> Result<u64> {
+        let mut conn = self.conn(routing, part.host_id).await?;
+        timed(
+            &self.inner.settings,
+            Access::Write,
+            || describe(routing, part, what),
+            async {
+                conn.exec_drop(stmt, params).await?;
+                Ok(conn.affected_rows())
+            },
+        )
+        .await
+    }
+
+    async fn read_rows(
+        &self,
+        routing: &Routing,
+        part: &Partition,
+        stmt: &str,
+        params: Params,
+        what: &str,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut conn = self.conn(routing, part.host_id).await?;
+        timed(
+            &self.inner.settings,
+            Access::Read,
+            || describe(routing, part, what),
+            conn.exec(stmt, params),
+        )
+        .await
+    }
+}
+
+fn bytes(b: &[u8]) -> Value {
+    Value::Bytes(b.to_vec())
+}
+
+#[async_trait]
+impl Store for MysqlStore {
+    async fn buckets(&self) -> Result<Vec<String>> {
+        Ok(self.routing().directory.buckets.keys().cloned().collect())
+    }
+
+    async fn put(&self, bucket: &str, key: Bytes, value: Bytes) -> Result<()> {
+        check_value(&value, self.inner.config.max_value_size)?;
+        let routing = self.routing();
+        let part = locate(&routing, bucket, &key)?;
+        let params = Params::Positional(vec![bytes(&key), bytes(&value)]);
+        self.write(&routing, part, &part.sql.put, params, "put")
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, bucket: &str, key: Bytes) -> Result<Bytes> {
+        let routing = self.routing();
+        let part = locate(&routing, bucket, &key)?;
+        let mut conn = self.conn(&routing, part.host_id).await?;
+        let value: Option<Vec<u8>> = timed(
+            &self.inner.settings,
+            Access::Read,
+            || describe(&routing, part, "get"),
+            conn.exec_first(&part.sql.get, (bytes(&key),)),
+        )
+        .await?;
+        value
+            .map(Bytes::from)
+            .ok_or_else(|| no_such_key(bucket, &key))
+    }
+
+    async fn remove(&self, bucket: &str, key: Bytes) -> Result<()> {
+        let routing = self.routing();
+        let part = locate(&routing, bucket, &key)?;
+        let params = Params::Positional(vec![bytes(&key)]);
+        self.write(&routing, part, &part.sql.remove, params, "remove")
+            .await?;
+        Ok(())
+    }
+
+    async fn append(&self, bucket: &str, key: Bytes, value: Bytes) -> Result<()> {
+        let max = self.inner.config.max_value_size;
+        check_value(&value, max)?;
+        let routing = self.routing();
+        let part = locate(&routing, bucket, &key)?;
+        let params = Params::Positional(vec![bytes(&key), bytes(&value), Value::UInt(max as u64)]);
+        match self
+            .write(&routing, part, &part.sql.append, params, "append")
+            .await
+        {
+            Err(e) if e.kind() == ErrorKind::InvalidArgument => Err(Error::invalid(format!(
+                "appending {} bytes would make the value larger than {max} bytes; nothing changed",
+                value.len()
+            ))),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn scan(&self, bucket: &str, seed: Bytes, count: usize) -> Result<ScanPage> {
+        let routing = self.routing();
+        let b = routing.directory.bucket(bucket)?;
+        let (mut index, mut after) = parse_seed(b, &seed)?;
+        let mut entries = Vec::with_capacity(count.min(1024));
+        let mut last: Option<(u64, Vec<u8>)> = None;
+        // Partitions in directory order, each in key order, continuing strictly after the last
+        // key returned: a key lives in exactly one partition, so every key present for the whole
+        // walk is returned exactly once.
+        while index < b.partitions.len() && entries.len() < count {
+            let part = &b.partitions[index];
+            let need = count - entries.len();
+            let params = Params::Positional(vec![Value::Bytes(after), Value::UInt(need as u64)]);
+            let rows = self
+                .read_rows(&routing, part, &part.sql.scan, params, "scan")
+                .await?;
+            let full = rows.len() == need;
+            if let Some((k, _)) = rows.last() {
+                last = Some((part.id, k.clone()));
+            }
+            entries.extend(
+                rows.into_iter()
+                    .map(|(k, v)| (Bytes::from(k), Bytes::from(v))),
+            );
+            if full {
+                break;
+            }
+            index += 1;
+            after = Vec::new();
+        }
+        let seed = match last {
+            Some((id, key)) => make_seed(id, &key),
+            None => seed,
+        };
+        Ok(ScanPage { entries, seed })
+    }
+
+    async fn put_many(&self, entries: Vec<Entry>) -> Vec<Result<()>> {
+        let routing = self.routing();
+        let max = self.inner.config.max_value_size;
+        let keys: Vec<(&str, &[u8])> = entries
+            .iter()
+            .map(|e| (e.bucket.as_str(), &e.key[..]))
+            .collect();
+        let (groups, mut results) = group(&routing, &keys, |i| check_value(&entries[i].value, max));
+        let work = groups.into_iter().map(|(part, positions)| {
+            let routing = &routing;
+            let entries = &entries;
+            async move {
+                let mut outcomes = Vec::new();
+                for chunk in chunks(&positions, |i| entries[i].value.len()) {
+                    let mut params = Vec::with_capacity(chunk.len() * 2);
+                    for &i in chunk {
+                        params.push(bytes(&entries[i].key));
+                        params.push(bytes(&entries[i].value));
+                    }
+                    let stmt = sql::put_many(&part.table_sql, chunk.len());
+                    let r = self
+                        .write(routing, part, &stmt, Params::Positional(params), "putList")
+                        .await;
+                    outcomes.push((chunk.to_vec(), r.map(|_| ())));
+                }
+                outcomes
+            }
+        });
+        for (positions, outcome) in futures_util::future::join_all(work)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            for i in positions {
+                results[i] = clone_result(&outcome);
+            }
+        }
+        results
+    }
+
+    async fn get_many(&self, keys: Vec<KeyRef>) -> Vec<Result<Bytes>> {
+        let routing = self.routing();
+        let refs: Vec<(&str, &[u8])> = keys
+            .iter()
+            .map(|k| (k.bucket.as_str(), &k.key[..]))
+            .collect();
+        let (groups, failures) = group(&routing, &refs, |_| Ok(()));
+        let mut results: Vec<Result<Bytes>> = failures
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.and_then(|()| Err(no_such_key(&keys[i].bucket, &keys[i].key))))
+            .collect();
+        let work = groups.into_iter().map(|(part, positions)| {
+            let routing = &routing;
+            let keys = &keys;
+            async move {
+                let mut outcomes = Vec::new();
+                for chunk in chunks(&positions, |_| 0) {
+                    let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+                    let stmt = sql::get_many(&part.table_sql, chunk.len());
+                    let r = self
+                        .read_rows(routing, part, &stmt, Params::Positional(params), "getList")
+                        .await;
+                    outcomes.push((chunk.to_vec(), r));
+                }
+                outcomes
+            }
+        });
+        for (positions, outcome) in futures_util::future::join_all(work)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            match outcome {
+                Ok(rows) => {
+                    let found: HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
+                    for i in positions {
+                        if let Some(v) = found.get(&keys[i].key[..]) {
+                            results[i] = Ok(Bytes::copy_from_slice(v));
+                        }
+                    }
+                }
+                Err(e) => {
+                    for i in positions {
+                        results[i] = Err(clone_error(&e));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    async fn remove_many(&self, keys: Vec<KeyRef>) -> Vec<Result<()>> {
+        let routing = self.routing();
+        let refs: Vec<(&str, &[u8])> = keys
+            .iter()
+            .map(|k| (k.bucket.as_str(), &k.key[..]))
+            .collect();
+        let (groups, mut results) = group(&routing, &refs, |_| Ok(()));
+        let work = groups.into_iter().map(|(part, positions)| {
+            let routing = &routing;
+            let keys = &keys;
+            async move {
+                let mut outcomes = Vec::new();
+                for chunk in chunks(&positions, |_| 0) {
+                    let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+                    let stmt = sql::remove_many(&part.table_sql, chunk.len());
+                    let r = self
+                        .write(
+                            routing,
+                            part,
+                            &stmt,
+                            Params::Positional(params),
+                            "removeList",
+                        )
+                        .await;
+                    outcomes.push((chunk.to_vec(), r.map(|_| ())));
+                }
+                outcomes
+            }
+        });
+        for (positions, outcome) in futures_util::future::join_all(work)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            for i in positions {
+                results[i] = clone_result(&outcome);
+            }
+        }
+        results
+    }
+
+    async fn admin(&self, op: &str, _data: &str) -> Result<Option<String>> {
+        match op {
+            "load_partitions" => {
+                let routing = self.reload().await?;
+                Ok(Some(routing.directory.to_string()))
+            }
+            "status" => Ok(Some(status_text(&self.routing()))),
+            _ => Ok(None),
+        }
+    }
+
+    fn max_value_size(&self) -> usize {
+        self.inner.config.max_value_size
+    }
+}
+
+/// A partition and the positions of a batch's elements that belong to it.
+type Group<'a> = (&'a Partition, Vec<usize>);
+
+/// Groups the keys by partition (keeping input order inside each group) and returns the
+/// per-element results of those left out (`Ok(())` for the grouped): unknown buckets and the
+/// elements `check` refuses.
+fn group<'a>(
+    routing: &'a Routing,
+    keys: &[(&str, &[u8])],
+    check: impl Fn(usize) -> Result<()>,
+) -> (Vec<Group<'a>>, Vec<Result<()>>) {
+    let mut groups: Vec<Group<'a>> = Vec::new();
+    let mut by_partition: HashMap<u64, usize> = HashMap::new();
+    let mut results = Vec::with_capacity(keys.len());
+    for (i, (bucket, key)) in keys.iter().enumerate() {
+        match check(i).and_then(|()| locate(routing, bucket, key)) {
+            Ok(part) => {
+                let slot = *by_partition.entry(part.id).or_insert_with(|| {
+                    groups.push((part, Vec::new()));
+                    groups.len() - 1
+                });
+                groups[slot].1.push(i);
+                results.push(Ok(()));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
+    (groups, results)
+}
+
+/// Splits `positions` into statement-sized chunks by row count and value bytes.
+fn chunks(positions: &[usize], size: impl Fn(usize) -> usize) -> Vec<&[usize]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (n, &i) in positions.iter().enumerate() {
+        let len = n - start;
+        if len > 0 && (len >= BATCH_ROWS || bytes + size(i) > BATCH_BYTES) {
+            out.push(&positions[start..n]);
+            start = n;
+            bytes = 0;
+        }
+        bytes += size(i);
+    }
+    if start < positions.len() {
+        out.push(&positions[start..]);
+    }
+    out
+}
+
+fn clone_error(e: &Error) -> Error {
+    Error::new(e.kind(), e.to_string())
+}
+
+fn clone_result(r: &Result<()>) -> Result<()> {
+    r.as_ref().map(|_| ()).map_err(clone_error)
+}
+
+fn make_seed(partition: u64, key: &[u8]) -> Bytes {
+    let mut s = format!("{SEED_PREFIX}{partition}:");
+    for b in key {
+        let _ = write!(s, "{b:02x}");
+    }
+    Bytes::from(s)
+}
+
+/// The partition index and the last key of a seed this store made; `""` is the start.
+fn parse_seed(bucket: &Bucket, seed: &[u8]) -> Result<(usize, Vec<u8>)> {
+    if seed.is_empty() {
+        return Ok((0, Vec::new()));
+    }
+    let bad = || Error::invalid("scan seed is not one this server made for this bucket");
+    let text = std::str::from_utf8(seed).map_err(|_| bad())?;
+    let rest = text.strip_prefix(SEED_PREFIX).ok_or_else(bad)?;
+    let (id, hex) = rest.split_once(':').ok_or_else(bad)?;
+    let id: u64 = id.parse().map_err(|_| bad())?;
+    if hex.len() % 2 != 0 || hex.len() > 2 * crate::config::MAX_KEY_SIZE {
+        return Err(bad());
+    }
+    let key = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let index = bucket.partitions.iter().position(|p| p.id == id).ok_or_else(|| {
+        Error::invalid(format!(
+            "scan seed names partition {id}, which bucket `{}` no longer has (the directory changed); start the scan again",
+            bucket.name
+        ))
+    })?;
+    Ok((index, key))
+}
+
+fn status_text(routing: &Routing) -> String {
+    let dir = &routing.directory;
+    let mut out = format!("backend=mysql\n{dir}\n");
+    for h in dir.hosts.values() {
+        let sibling = h
+            .slave_id
+            .and_then(|s| dir.hosts.get(&s))
+            .map_or("-".to_string(), |s| s.address());
+        let _ = writeln!(out, "host {} {} sibling={sibling}", h.id, h.address());
+    }
+    for b in dir.buckets.values() {
+        let _ = writeln!(
+            out,
+            "bucket {} hash={} partitions={}",
+            b.name,
+            b.hash,
+            b.partitions.len()
+        );
+    }
+    for (name, why) in &dir.invalid {
+        let _ = writeln!(out, "bucket {name} INVALID: {why}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_split_by_rows_and_bytes() {
+        let positions: Vec<usize> = (0..2500).collect();
+        let by_rows = chunks(&positions, |_| 0);
+        assert_eq!(
+            by_rows.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![1000, 1000, 500]
+        );
+        let by_bytes = chunks(&positions[..10], |_| BATCH_BYTES / 3);
+        assert_eq!(
+            by_bytes.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![3, 3, 3, 1]
+        );
+        // A single value over the byte budget still gets its own statement.
+        assert_eq!(chunks(&[7], |_| BATCH_BYTES * 2), vec![&[7][..]]);
+        assert!(chunks(&[], |_| 0).is_empty());
+    }
+}
