@@ -138,6 +138,31 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
         Some("1000"),
         "milliseconds between directory version checks",
     ),
+    (
+        "MYSQL_DIRECTORY_LEASE_MS",
+        Some("5000"),
+        "writes stop when the directory was not confirmed for this long",
+    ),
+    (
+        "HEALTH_PROBE_INTERVAL_MS",
+        Some("250"),
+        "milliseconds between health probes of each MySQL host",
+    ),
+    (
+        "HEALTH_PROBE_TIMEOUT_MS",
+        Some("500"),
+        "milliseconds a health probe may take",
+    ),
+    (
+        "HEALTH_FALL_THRESHOLD",
+        Some("2"),
+        "failed probes in a row that mark a host down",
+    ),
+    (
+        "HEALTH_RISE_THRESHOLD",
+        Some("3"),
+        "answered probes in a row that mark a host up again",
+    ),
 ];
 
 /// Keys are at most this long (bytes): the MySQL datatables' `k VARBINARY(255)`.
@@ -203,6 +228,11 @@ pub struct MysqlConfig {
     pub query_timeout: Duration,
     pub pool_size: usize,
     pub directory_poll: Duration,
+    pub directory_lease: Duration,
+    pub probe_interval: Duration,
+    pub probe_timeout: Duration,
+    pub fall_threshold: u32,
+    pub rise_threshold: u32,
 }
 
 /// The listener's keys.
@@ -410,6 +440,10 @@ impl Values {
         Ok(self.number(key, min, max)? as usize)
     }
 
+    fn millis(&self, key: &str, min: u64, max: u64) -> Result<Duration> {
+        Ok(Duration::from_millis(self.number(key, min, max)?))
+    }
+
     fn port(&self, key: &str) -> Result<u16> {
         Ok(self.number(key, 1, 65535)? as u16)
     }
@@ -529,18 +563,15 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
         username: v.required("MYSQL_USERNAME")?,
         password,
         max_value_size: v.size("MYSQL_MAX_VALUES_SIZE", 1, max_value_for(server))?,
-        connect_timeout: Duration::from_millis(v.number(
-            "MYSQL_CONNECT_TIMEOUT_MS",
-            10,
-            600_000,
-        )?),
-        query_timeout: Duration::from_millis(v.number("MYSQL_QUERY_TIMEOUT_MS", 10, 3_600_000)?),
+        connect_timeout: v.millis("MYSQL_CONNECT_TIMEOUT_MS", 10, 600_000)?,
+        query_timeout: v.millis("MYSQL_QUERY_TIMEOUT_MS", 10, 3_600_000)?,
         pool_size: v.size("MYSQL_POOL_SIZE", 1, 10_000)?,
-        directory_poll: Duration::from_millis(v.number(
-            "MYSQL_DIRECTORY_POLL_MS",
-            10,
-            3_600_000,
-        )?),
+        directory_poll: v.millis("MYSQL_DIRECTORY_POLL_MS", 10, 3_600_000)?,
+        directory_lease: v.millis("MYSQL_DIRECTORY_LEASE_MS", 100, 86_400_000)?,
+        probe_interval: v.millis("HEALTH_PROBE_INTERVAL_MS", 10, 600_000)?,
+        probe_timeout: v.millis("HEALTH_PROBE_TIMEOUT_MS", 10, 600_000)?,
+        fall_threshold: v.number("HEALTH_FALL_THRESHOLD", 1, 1000)? as u32,
+        rise_threshold: v.number("HEALTH_RISE_THRESHOLD", 1, 1000)? as u32,
     })
 }
 

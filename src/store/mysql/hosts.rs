@@ -50,10 +50,30 @@ impl HostSettings {
         }
     }
 
+    /// Connection options for an address `hostname:port`.
+    pub fn opts_for(&self, address: &str) -> Opts {
+        let (host, port) = address.rsplit_once(':').unwrap_or((address, "3306"));
+        self.opts(host, port.parse().unwrap_or(3306))
+    }
+
+    /// Connection options for `hostname:port` with the schema selected.
+    pub fn opts(&self, hostname: &str, port: u16) -> Opts {
+        Opts::from(self.builder(hostname, port))
+    }
+
     /// A pool of connections to `hostname:port` with the schema selected.
     pub fn pool(&self, hostname: &str, port: u16, max: usize) -> Pool {
         let constraints = PoolConstraints::new(0, max.max(1)).unwrap_or_default();
-        let opts = OptsBuilder::default()
+        let opts = self.builder(hostname, port).pool_opts(
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_inactive_connection_ttl(Duration::from_secs(60)),
+        );
+        Pool::new(Opts::from(opts))
+    }
+
+    fn builder(&self, hostname: &str, port: u16) -> OptsBuilder {
+        OptsBuilder::default()
             .ip_or_hostname(hostname)
             .tcp_port(port)
             .user(Some(self.user.clone()))
@@ -63,12 +83,6 @@ impl HostSettings {
             .tcp_nodelay(true)
             .stmt_cache_size(STATEMENT_CACHE)
             .init(vec![SESSION_INIT])
-            .pool_opts(
-                PoolOpts::default()
-                    .with_constraints(constraints)
-                    .with_inactive_connection_ttl(Duration::from_secs(60)),
-            );
-        Pool::new(Opts::from(opts))
     }
 }
 
@@ -107,36 +121,71 @@ impl Pools {
     }
 }
 
+/// A failure talking to a host, and whether it says the host itself is gone (refused, reset,
+/// timed out: the things that make failover move) rather than refusing one statement.
+#[derive(Debug)]
+pub struct HostError {
+    pub error: Error,
+    pub host_down: bool,
+}
+
+impl From<HostError> for Error {
+    fn from(e: HostError) -> Error {
+        e.error
+    }
+}
+
 /// Takes a connection from `pool` within the connect timeout. Nothing has been sent when this
 /// fails, so the failure is [`ErrorKind::Unavailable`] whatever the statement would have been.
-pub async fn connect(pool: &Pool, settings: &HostSettings, address: &str) -> Result<Conn> {
+pub async fn connect(
+    pool: &Pool,
+    settings: &HostSettings,
+    address: &str,
+) -> Result<Conn, HostError> {
     match tokio::time::timeout(settings.connect_timeout, pool.get_conn()).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(classify(e, Access::Read).context(format!("connecting to {address}"))),
-        Err(_) => Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "connecting to {address}: no answer within {} ms",
-                settings.connect_timeout.as_millis()
+        Ok(Err(e)) => {
+            let host_down = is_connection_level(&e);
+            let mut error = classify(e, Access::Read).context(format!("connecting to {address}"));
+            if host_down {
+                // Nothing was sent: whatever the statement, it did not happen.
+                error = Error::new(ErrorKind::Unavailable, error.to_string());
+            }
+            Err(HostError { error, host_down })
+        }
+        Err(_) => Err(HostError {
+            error: Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "connecting to {address}: no answer within {} ms",
+                    settings.connect_timeout.as_millis()
+                ),
             ),
-        )),
+            host_down: true,
+        }),
     }
 }
 
 /// Runs one statement's future within the query timeout. A write that times out may have
-/// happened: its connection is dropped (never reused) and the error says so.
+/// happened, and the error says so.
 pub async fn timed<T>(
     settings: &HostSettings,
     access: Access,
     what: impl Fn() -> String,
     fut: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
-) -> Result<T> {
+) -> Result<T, HostError> {
     match tokio::time::timeout(settings.query_timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(classify(e, access).context(what())),
+        Ok(Err(e)) => {
+            let host_down = is_connection_level(&e);
+            Err(HostError {
+                error: classify(e, access).context(what()),
+                host_down,
+            })
+        }
         Err(_) => {
             let ms = settings.query_timeout.as_millis();
-            Err(match access {
+            let error = match access {
                 Access::Read => Error::new(
                     ErrorKind::Unavailable,
                     format!("{}: no answer within {ms} ms", what()),
@@ -148,8 +197,23 @@ pub async fn timed<T>(
                         what()
                     ),
                 ),
+            };
+            Err(HostError {
+                error,
+                host_down: true,
             })
         }
+    }
+}
+
+/// Refused, reset, closed, or a server going away: the host, not the statement.
+fn is_connection_level(e: &mysql_async::Error) -> bool {
+    use mysql_async::Error as E;
+    match e {
+        E::Io(_) | E::Driver(_) => true,
+        // Server shutdown in progress; too many connections.
+        E::Server(s) => matches!(s.code, 1053 | 1040),
+        _ => false,
     }
 }
 

@@ -16,13 +16,15 @@
 //! only when the version moved) and on `admin("load_partitions")`.
 
 pub mod directory;
+pub mod health;
 pub mod hosts;
 pub mod placement;
 pub mod sql;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -31,7 +33,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Pool, Value};
 
 use self::directory::{Bucket, Directory, Partition};
-use self::hosts::{connect, timed, Access, HostSettings, Pools};
+use self::health::{Health, HealthSettings, HostHealth};
+use self::hosts::{connect, timed, Access, HostError, HostSettings, Pools};
 use super::{Entry, KeyRef, ScanPage, Store};
 use crate::config::MysqlConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -44,24 +47,25 @@ const SEED_PREFIX: &str = "m1:";
 const BATCH_ROWS: usize = 1000;
 const BATCH_BYTES: usize = 4 << 20;
 
-/// A directory with the pool of each of its hosts: everything a request needs to route.
+/// How a request reaches one host: its pool, its health, its sibling.
+pub struct HostRoute {
+    pub address: String,
+    pool: Pool,
+    pub health: Arc<HostHealth>,
+    pub sibling: Option<u32>,
+}
+
+/// A directory with the route to each of its hosts: everything a request needs.
 pub struct Routing {
     pub directory: Directory,
-    pools: BTreeMap<u32, Pool>,
+    pub hosts: BTreeMap<u32, HostRoute>,
 }
 
 impl Routing {
-    fn pool(&self, host_id: u32) -> Result<&Pool> {
-        self.pools
+    fn host(&self, host_id: u32) -> Result<&HostRoute> {
+        self.hosts
             .get(&host_id)
             .ok_or_else(|| Error::internal(format!("directory names unknown host {host_id}")))
-    }
-
-    fn address(&self, host_id: u32) -> String {
-        self.directory
-            .hosts
-            .get(&host_id)
-            .map_or_else(|| format!("host {host_id}"), |h| h.address())
     }
 }
 
@@ -70,8 +74,11 @@ struct Inner {
     settings: HostSettings,
     routing: ArcSwap<Routing>,
     pools: Pools,
+    health: Arc<Health>,
     directory_master: Pool,
     directory_slave: Option<Pool>,
+    /// When the directory was last read or its version last confirmed (the write lease).
+    confirmed: Mutex<Instant>,
     /// Serialises reloads, so two never race to swap.
     reload: tokio::sync::Mutex<()>,
 }
@@ -82,8 +89,8 @@ pub struct MysqlStore {
 }
 
 impl MysqlStore {
-    /// Loads the directory (from the master, or its sibling when the master does not answer)
-    /// and starts watching its version.
+    /// Loads the directory (from the master, or its sibling when the master does not answer),
+    /// probes every host once, and starts watching the directory's version and the hosts.
     pub async fn open(config: &MysqlConfig) -> Result<MysqlStore> {
         let settings = HostSettings::new(config);
         let directory_master = settings.pool(&config.master_host, config.master_port, 2);
@@ -91,19 +98,35 @@ impl MysqlStore {
             .slave_host
             .as_ref()
             .map(|h| settings.pool(h, config.slave_port, 2));
+        let health = Health::new(HealthSettings {
+            interval: config.probe_interval,
+            timeout: config.probe_timeout,
+            fall: config.fall_threshold,
+            rise: config.rise_threshold,
+        });
         let inner = Arc::new(Inner {
             config: config.clone(),
             settings,
             routing: ArcSwap::from_pointee(Routing {
                 directory: Directory::default(),
-                pools: BTreeMap::new(),
+                hosts: BTreeMap::new(),
             }),
             pools: Pools::default(),
+            health,
             directory_master,
             directory_slave,
+            confirmed: Mutex::new(Instant::now()),
             reload: tokio::sync::Mutex::new(()),
         });
         let routing = inner.reload().await?;
+        // A host that is dead at start-up starts DOWN instead of failing the first requests.
+        let probes = routing.hosts.values().map(|route| {
+            let opts = inner.settings.opts_for(&route.address);
+            let health = inner.health.clone();
+            let host = route.health.clone();
+            async move { health.probe_now(&host, opts).await }
+        });
+        futures_util::future::join_all(probes).await;
         let directory = &routing.directory;
         tracing::info!(%directory, "mysql store open");
         for (bucket, why) in &directory.invalid {
@@ -120,8 +143,7 @@ impl MysqlStore {
 
     /// Loads the directory now and swaps it in.
     pub async fn reload(&self) -> Result<Arc<Routing>> {
-        self.inner.reload().await?;
-        Ok(self.routing())
+        self.inner.reload().await
     }
 }
 
@@ -131,7 +153,7 @@ impl Inner {
         let master = format!("{}:{}", self.config.master_host, self.config.master_port);
         let err = match connect(&self.directory_master, &self.settings, &master).await {
             Ok(conn) => return Ok((conn, "master")),
-            Err(e) => e,
+            Err(e) => e.error,
         };
         let Some(slave) = &self.directory_slave else {
             return Err(err.context("directory master (no MYSQL_SLAVE_HOST configured)"));
@@ -145,12 +167,42 @@ impl Inner {
             Ok(conn) => Ok((conn, "sibling")),
             Err(e2) => Err(Error::new(
                 ErrorKind::Unavailable,
-                format!("directory unreachable: master: {err}; sibling: {e2}"),
+                format!(
+                    "directory unreachable: master: {err}; sibling: {}",
+                    e2.error
+                ),
             )),
         }
     }
 
-    /// Loads the directory and swaps it in when its version differs from the current one.
+    fn confirm(&self) {
+        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Writes are allowed only while the directory is confirmed: a server cut off from both
+    /// directory hosts for longer than the lease cannot know whether a failover moved a
+    /// partition elsewhere, and must not become its second writer.
+    fn check_lease(&self) -> Result<()> {
+        let age = self
+            .confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed();
+        if age > self.config.directory_lease {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!(
+                    "writes refused: the directory was last confirmed {:.1} s ago (lease {} ms); \
+                     neither the directory master nor its sibling answers",
+                    age.as_secs_f64(),
+                    self.config.directory_lease.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the directory and swaps it in when it differs from the current one.
     async fn reload(&self) -> Result<Arc<Routing>> {
         let _guard = self.reload.lock().await;
         let (mut conn, from) = self.directory_conn().await?;
@@ -161,14 +213,27 @@ impl Inner {
             async { Ok(Directory::load(&mut conn).await) },
         )
         .await??;
+        self.confirm();
         let current = self.routing.load();
         if current.directory == directory {
             return Ok(self.routing.load_full());
         }
-        let pools = directory
+        let hosts = directory
             .hosts
             .values()
-            .map(|h| (h.id, self.pools.get(&self.settings, &h.hostname, h.port)))
+            .map(|h| {
+                let route = HostRoute {
+                    address: h.address(),
+                    pool: self.pools.get(&self.settings, &h.hostname, h.port),
+                    health: self.health.host(
+                        &h.hostname,
+                        h.port,
+                        self.settings.opts(&h.hostname, h.port),
+                    ),
+                    sibling: h.slave_id,
+                };
+                (h.id, route)
+            })
             .collect();
         tracing::info!(
             from,
@@ -176,7 +241,7 @@ impl Inner {
             new_version = directory.version,
             "directory loaded"
         );
-        let routing = Arc::new(Routing { directory, pools });
+        let routing = Arc::new(Routing { directory, hosts });
         self.routing.store(routing.clone());
         Ok(routing)
     }
@@ -190,6 +255,7 @@ impl Inner {
             async { Ok(Directory::poll_version(&mut conn).await) },
         )
         .await??;
+        self.confirm();
         Ok(version != self.routing.load().directory.version)
     }
 }
@@ -249,26 +315,19 @@ fn no_such_key(bucket: &str, key: &[u8]) -> Error {
     )
 }
 
-fn describe(routing: &Routing, part: &Partition, what: &str) -> String {
+fn describe(part: &Partition, address: &str, what: &str) -> String {
     format!(
-        "{what} on partition {} ({}) of {}",
-        part.id,
-        part.datatable,
-        routing.address(part.host_id)
+        "{what} on partition {} ({}) of {address}",
+        part.id, part.datatable
     )
 }
 
 impl MysqlStore {
-    async fn conn(&self, routing: &Routing, host_id: u32) -> Result<mysql_async::Conn> {
-        connect(
-            routing.pool(host_id)?,
-            &self.inner.settings,
-            &routing.address(host_id),
-        )
-        .await
-    }
-
     /// Runs `stmt` with `params` on `part`'s master, returning the affected row count.
+    ///
+    /// Refused at once (READ_ONLY, nothing attempted) while the master is DOWN or the directory
+    /// lease has run out; never sent to the sibling. A connection failure marks the master DOWN
+    /// and comes back as UNAVAILABLE (nothing sent) or OUTCOME_UNKNOWN (sent, no answer).
     async fn write(
         &self,
         routing: &Routing,
@@ -277,32 +336,117 @@ impl MysqlStore {
         params: Params,
         what: &str,
     ) -> Result<u64> {
-        let mut conn = self.conn(routing, part.host_id).await?;
-        timed(
-            &self.inner.settings,
-            Access::Write,
-            || describe(routing, part, what),
-            async {
-                conn.exec_drop(stmt, params).await?;
-                Ok(conn.affected_rows())
-            },
-        )
-        .await
+        self.inner.check_lease()?;
+        let master = routing.host(part.host_id)?;
+        if !master.health.is_up() {
+            let report = master.health.report();
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!(
+                    "{what} refused: partition {} ({}) is read-only because its master {} is down \
+                     ({:.1} s: {}); reads are served by its sibling",
+                    part.id, part.datatable, master.address, report.for_secs, report.reason
+                ),
+            ));
+        }
+        let result = async {
+            let mut conn = connect(&master.pool, &self.inner.settings, &master.address).await?;
+            timed(
+                &self.inner.settings,
+                Access::Write,
+                || describe(part, &master.address, what),
+                async {
+                    conn.exec_drop(stmt, params).await?;
+                    Ok(conn.affected_rows())
+                },
+            )
+            .await
+        }
+        .await;
+        result.map_err(|e| {
+            if e.host_down {
+                master.health.suspect(&e.error.to_string());
+            }
+            e.error
+        })
     }
 
-    async fn read_rows(
+    /// Runs a read of `part` on its master, or on the master's sibling when the master is
+    /// DOWN, fails for a connection reason, or goes DOWN while the read waits.
+    async fn read<T>(
         &self,
         routing: &Routing,
         part: &Partition,
         stmt: &str,
         params: Params,
         what: &str,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut conn = self.conn(routing, part.host_id).await?;
+    ) -> Result<Vec<T>>
+    where
+        T: mysql_async::prelude::FromRow + Send + 'static,
+    {
+        let master = routing.host(part.host_id)?;
+        let master_failure = if master.health.is_up() {
+            let attempt = self.read_on(master, part, stmt, params.clone(), what);
+            let outcome = tokio::select! {
+                r = attempt => r,
+                () = master.health.wait_down() => Err(HostError {
+                    error: Error::new(ErrorKind::Unavailable, format!("{} went down", master.address)),
+                    host_down: true,
+                }),
+            };
+            match outcome {
+                Ok(rows) => return Ok(rows),
+                Err(e) if e.host_down => {
+                    master.health.suspect(&e.error.to_string());
+                    e.error.to_string()
+                }
+                Err(e) => return Err(e.error),
+            }
+        } else {
+            let report = master.health.report();
+            format!(
+                "{} is down ({:.1} s: {})",
+                master.address, report.for_secs, report.reason
+            )
+        };
+        let Some(sibling) = master.sibling.and_then(|id| routing.hosts.get(&id)) else {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{what} on partition {}: master {master_failure}, and it has no sibling",
+                    part.id
+                ),
+            ));
+        };
+        self.read_on(sibling, part, stmt, params, what)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "{what} on partition {}: master {master_failure}; sibling {} failed too: {}",
+                        part.id, sibling.address, e.error
+                    ),
+                )
+            })
+    }
+
+    async fn read_on<T>(
+        &self,
+        host: &HostRoute,
+        part: &Partition,
+        stmt: &str,
+        params: Params,
+        what: &str,
+    ) -> Result<Vec<T>, HostError>
+    where
+        T: mysql_async::prelude::FromRow + Send + 'static,
+    {
+        let mut conn = connect(&host.pool, &self.inner.settings, &host.address).await?;
         timed(
             &self.inner.settings,
             Access::Read,
-            || describe(routing, part, what),
+            || describe(part, &host.address, what),
             conn.exec(stmt, params),
         )
         .await
@@ -332,15 +476,11 @@ impl Store for MysqlStore {
     async fn get(&self, bucket: &str, key: Bytes) -> Result<Bytes> {
         let routing = self.routing();
         let part = locate(&routing, bucket, &key)?;
-        let mut conn = self.conn(&routing, part.host_id).await?;
-        let value: Option<Vec<u8>> = timed(
-            &self.inner.settings,
-            Access::Read,
-            || describe(&routing, part, "get"),
-            conn.exec_first(&part.sql.get, (bytes(&key),)),
-        )
-        .await?;
-        value
+        let params = Params::Positional(vec![bytes(&key)]);
+        let mut rows: Vec<Vec<u8>> = self
+            .read(&routing, part, &part.sql.get, params, "get")
+            .await?;
+        rows.pop()
             .map(Bytes::from)
             .ok_or_else(|| no_such_key(bucket, &key))
     }
@@ -386,7 +526,7 @@ impl Store for MysqlStore {
             let need = count - entries.len();
             let params = Params::Positional(vec![Value::Bytes(after), Value::UInt(need as u64)]);
             let rows = self
-                .read_rows(&routing, part, &part.sql.scan, params, "scan")
+                .read::<(Vec<u8>, Vec<u8>)>(&routing, part, &part.sql.scan, params, "scan")
                 .await?;
             let full = rows.len() == need;
             if let Some((k, _)) = rows.last() {
@@ -470,7 +610,13 @@ impl Store for MysqlStore {
                     let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
                     let stmt = sql::get_many(&part.table_sql, chunk.len());
                     let r = self
-                        .read_rows(routing, part, &stmt, Params::Positional(params), "getList")
+                        .read::<(Vec<u8>, Vec<u8>)>(
+                            routing,
+                            part,
+                            &stmt,
+                            Params::Positional(params),
+                            "getList",
+                        )
                         .await;
                     outcomes.push((chunk.to_vec(), r));
                 }
@@ -659,7 +805,23 @@ fn status_text(routing: &Routing) -> String {
             .slave_id
             .and_then(|s| dir.hosts.get(&s))
             .map_or("-".to_string(), |s| s.address());
-        let _ = writeln!(out, "host {} {} sibling={sibling}", h.id, h.address());
+        let state = routing.hosts.get(&h.id).map_or_else(
+            || "unknown".to_string(),
+            |route| {
+                let r = route.health.report();
+                let state = if r.up { "UP" } else { "DOWN" };
+                format!(
+                    "{state} for {:.1} s ({}), transitions={}",
+                    r.for_secs, r.reason, r.transitions
+                )
+            },
+        );
+        let _ = writeln!(
+            out,
+            "host {} {} sibling={sibling} state={state}",
+            h.id,
+            h.address()
+        );
     }
     for b in dir.buckets.values() {
         let _ = writeln!(
