@@ -25,9 +25,11 @@
 //!
 //! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
+//! - [`admin`]: the `thrudoc-admin` tool (create-tablename, list, status) for the MySQL backend.
 //!
 //! Binaries in `src/bin/` only parse their command line and call into this library.
 
+pub mod admin;
 pub mod app;
 pub mod client;
 pub mod codec;

@@ -1,0 +1,348 @@
+//! The `thrudoc-admin` command line: clap definitions, turning flags into the options of each
+//! command, and exit codes (0: done; 1: failed; 2: refused, nothing changed: a bad flag, an
+//! existing bucket, a conflicting pairing, a login without the rights needed).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use super::create::{self, CreateOptions};
+use super::list::{self, ListOptions};
+use super::sql::{HostAddr, Login};
+use super::status::{self, StatusOptions};
+use crate::config::Secret;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Administers the MySQL backend of Thrudoc: buckets, their partitions, and the hosts that hold them.
+#[derive(Parser, Debug)]
+#[command(name = "thrudoc-admin", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a bucket: schema, directory tables, service account, partitions and datatables.
+    ///
+    /// Partitions (--parts-per on each host) cover the hash range [0, 1] in equal ranges, handed
+    /// to the hosts round robin. With --with-circular-slaves the hosts are paired in the order
+    /// given (1<->2, 3<->4, ...) and each datatable is also created on the host's sibling.
+    /// Replication itself is not set up here; its state is checked and reported. An existing
+    /// bucket is refused.
+    CreateTablename(CreateArgs),
+    /// List the buckets of the directory, or one bucket's partitions with --tablename.
+    List(ListArgs),
+    /// Show every host: reachable or not, how it replicates, how many partitions it holds.
+    ///
+    /// Exits 0 even when hosts are down (that is what it reports); fails only when the
+    /// directory itself cannot be read.
+    Status(StatusArgs),
+}
+
+/// How to reach the directory master as root; shared by every subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionArgs {
+    /// Host of the directory master.
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub master_hostname: String,
+    /// Port of the directory master.
+    #[arg(long, value_name = "PORT", default_value_t = 3306)]
+    pub master_port: u16,
+    /// Schema of the directory tables (and of the datatables on every host).
+    #[arg(long, value_name = "DB", default_value = "thrudoc")]
+    pub database: String,
+    /// Administrative account used on every host.
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub root_user: String,
+    /// Password of --root-user (default: empty). Visible to other local users in the process
+    /// list: prefer --root-pass-file.
+    #[arg(long, value_name = "PASSWORD", value_parser = secret, conflicts_with = "root_pass_file")]
+    pub root_pass: Option<Secret>,
+    /// File whose first line is the password of --root-user.
+    #[arg(long, value_name = "FILE")]
+    pub root_pass_file: Option<PathBuf>,
+    /// Seconds to wait for a connection (TCP and login) to any host.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    pub connect_timeout: Duration,
+    /// Seconds to wait for any one statement.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub query_timeout: Duration,
+}
+
+/// Flags of `create-tablename`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The bucket to create (1 to 64 letters, digits, `_` and `-`).
+    #[arg(long, value_name = "BUCKET")]
+    pub tablename: String,
+    /// Data hosts, comma-separated HOST[:PORT] (port 3306 by default). Default: the master.
+    #[arg(long, value_name = "H1:P1,H2:P2,...")]
+    pub hosts: Option<String>,
+    /// Partitions on each host (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub parts_per: u32,
+    /// Pair the hosts in the order given (1<->2, 3<->4, ...) as each other's sibling; needs an
+    /// even number of hosts.
+    #[arg(long, alias = "with-circular-replication")]
+    pub with_circular_slaves: bool,
+    /// Service account the Thrudoc servers log in with; created on every host and granted
+    /// SELECT, INSERT, UPDATE, DELETE on the schema.
+    #[arg(long, value_name = "USER", default_value = "thrudoc")]
+    pub user: String,
+    /// Password of the service account (default: empty). Prefer --pass-file.
+    #[arg(long, value_name = "PASSWORD", value_parser = secret, conflicts_with = "pass_file")]
+    pub pass: Option<Secret>,
+    /// File whose first line is the password of the service account.
+    #[arg(long, value_name = "FILE")]
+    pub pass_file: Option<PathBuf>,
+}
+
+/// Flags of `list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Also show this bucket's partitions.
+    #[arg(long, value_name = "BUCKET")]
+    pub tablename: Option<String>,
+}
+
+/// Flags of `status`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Seconds one host's probe (connect, SELECT 1, SHOW SLAVE STATUS) may take before the host
+    /// counts as unreachable.
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
+    pub probe_timeout: Duration,
+}
+
+fn secret(value: &str) -> std::result::Result<Secret, String> {
+    Ok(Secret::new(value))
+}
+
+fn seconds(value: &str) -> std::result::Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err("give a number of seconds above 0 and at most 86400".into())
+    }
+}
+
+/// The password from `inline` or the first line of `file` (not both; clap already refuses
+/// that), empty when neither is given.
+fn password(flag: &str, inline: &Option<Secret>, file: &Option<PathBuf>) -> Result<Secret> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err(Error::invalid(format!(
+            "give --{flag} or --{flag}-file, not both"
+        ))),
+        (Some(p), None) => Ok(p.clone()),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::invalid(format!("--{flag}-file: cannot read {}", path.display()))
+                    .with_source(e)
+            })?;
+            Ok(Secret::new(text.lines().next().unwrap_or_default()))
+        }
+        (None, None) => Ok(Secret::default()),
+    }
+}
+
+impl ConnectionArgs {
+    fn master(&self) -> Result<HostAddr> {
+        HostAddr::new(&self.master_hostname, self.master_port)
+            .map_err(|e| e.context("--master-hostname/--master-port"))
+    }
+
+    fn login(&self) -> Result<Login> {
+        Ok(Login {
+            user: self.root_user.clone(),
+            password: password("root-pass", &self.root_pass, &self.root_pass_file)?,
+            connect_timeout: self.connect_timeout,
+            query_timeout: self.query_timeout,
+        })
+    }
+}
+
+impl CreateArgs {
+    /// The options of [`create::run`]; only flag syntax is checked here, the rest in
+    /// [`CreateOptions::validate`].
+    pub fn options(&self) -> Result<CreateOptions> {
+        let master = self.connection.master()?;
+        let hosts = match &self.hosts {
+            Some(list) => HostAddr::parse_list(list)?,
+            None => vec![master.clone()],
+        };
+        Ok(CreateOptions {
+            master,
+            database: self.connection.database.clone(),
+            root: self.connection.login()?,
+            tablename: self.tablename.clone(),
+            hosts,
+            parts_per: self.parts_per,
+            circular: self.with_circular_slaves,
+            service_user: self.user.clone(),
+            service_password: password("pass", &self.pass, &self.pass_file)?,
+        })
+    }
+}
+
+impl Cli {
+    /// Runs the command, writing its report to `out`.
+    pub async fn run(&self, out: &mut dyn Write) -> Result<()> {
+        match &self.command {
+            Command::CreateTablename(args) => {
+                create::run(&args.options()?, out).await?;
+            }
+            Command::List(args) => {
+                let opts = ListOptions {
+                    master: args.connection.master()?,
+                    database: args.connection.database.clone(),
+                    root: args.connection.login()?,
+                    tablename: args.tablename.clone(),
+                };
+                list::run(&opts, out).await?;
+            }
+            Command::Status(args) => {
+                let opts = StatusOptions {
+                    master: args.connection.master()?,
+                    database: args.connection.database.clone(),
+                    root: args.connection.login()?,
+                    probe_timeout: args.probe_timeout,
+                };
+                status::run(&opts, out).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The exit code for an error: 2 when nothing was done because the request was refused, 1
+/// otherwise.
+pub fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        ErrorKind::InvalidArgument | ErrorKind::NoSuchBucket | ErrorKind::Config => 2,
+        _ => 1,
+    }
+}
+
+/// The whole program: parses the command line, runs the command, reports an error on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("thrudoc-admin: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match runtime.block_on(cli.run(&mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            let broken_pipe = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe);
+            if broken_pipe {
+                // The reader (`| head`) went away: nothing left to tell anyone.
+                return ExitCode::FAILURE;
+            }
+            eprintln!("thrudoc-admin: {} ({})", e, e.kind());
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn create_flags_have_the_seeds_defaults() {
+        let cli =
+            Cli::try_parse_from(["thrudoc-admin", "create-tablename", "--tablename=data"]).unwrap();
+        let Command::CreateTablename(args) = cli.command else {
+            panic!("parsed another command")
+        };
+        let opts = args.options().unwrap();
+        assert_eq!(opts.master.to_string(), "127.0.0.1:3306");
+        assert_eq!(opts.hosts, vec![opts.master.clone()]);
+        assert_eq!(opts.database, "thrudoc");
+        assert_eq!(opts.root.user, "root");
+        assert_eq!(opts.root.password.expose(), "");
+        assert_eq!(opts.parts_per, 2);
+        assert!(!opts.circular);
+        assert_eq!(opts.service_user, "thrudoc");
+        assert_eq!(opts.root.connect_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn passwords_come_inline_or_from_a_file_but_not_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "from-file\nsecond line\n").unwrap();
+        let file = file.to_str().unwrap();
+        let cli = Cli::try_parse_from([
+            "thrudoc-admin",
+            "create-tablename",
+            "--tablename=data",
+            "--root-pass=",
+            &format!("--pass-file={file}"),
+            "--with-circular-replication",
+            "--hosts=a:1,b",
+        ])
+        .unwrap();
+        let Command::CreateTablename(args) = &cli.command else {
+            panic!("parsed another command")
+        };
+        let opts = args.options().unwrap();
+        assert_eq!(opts.service_password.expose(), "from-file");
+        assert!(opts.circular);
+        assert_eq!(opts.hosts[1].port, 3306);
+        assert!(!format!("{cli:?}").contains("from-file"));
+        for both in [
+            ["--root-pass=x", "--root-pass-file=/dev/null"],
+            ["--pass=x", "--pass-file=/dev/null"],
+        ] {
+            let mut argv = vec!["thrudoc-admin", "create-tablename", "--tablename=data"];
+            argv.extend(both);
+            assert!(Cli::try_parse_from(argv).is_err(), "{both:?}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "thrudoc-admin",
+            "status",
+            "--root-pass=hunter2",
+            "--probe-timeout=0.5",
+        ])
+        .unwrap();
+        let text = format!("{cli:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(Cli::try_parse_from(["thrudoc-admin", "status", "--probe-timeout=0"]).is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! `thrudoc-admin list`: the buckets of the directory, and one bucket's partitions.
+//!
+//! It reads the directory exactly as a server does ([`Directory::load`]), so what it shows as
+//! invalid is what a server would refuse to serve, with the same reason.
+
+use std::io::Write;
+
+use super::sql::{HostAddr, Login};
+use super::table::write_table;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::mysql::directory::Directory;
+
+/// What `list` is asked to show.
+#[derive(Debug, Clone)]
+pub struct ListOptions {
+    pub master: HostAddr,
+    pub database: String,
+    pub root: Login,
+    /// Show this bucket's partitions too.
+    pub tablename: Option<String>,
+}
+
+/// Loads the directory from `db` on `master`, under the login's deadlines.
+pub async fn load_directory(root: &Login, master: &HostAddr, db: &str) -> Result<Directory> {
+    let mut session = root.connect(master, Some(db)).await?;
+    let dir =
+        match tokio::time::timeout(root.query_timeout, Directory::load(&mut session.conn)).await {
+            Ok(loaded) => loaded.map_err(|e| e.context(format!("schema `{db}` on {master}")))?,
+            Err(_) => {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "loading the directory from {master}: no answer within {:?}",
+                        root.query_timeout
+                    ),
+                ))
+            }
+        };
+    session.close().await;
+    Ok(dir)
+}
+
+/// Prints the directory's buckets (and with `tablename`, that bucket's partitions) to `out`.
+pub async fn run(opts: &ListOptions, out: &mut dyn Write) -> Result<Directory> {
+    let dir = load_directory(&opts.root, &opts.master, &opts.database).await?;
+    print(&dir, opts, out)?;
+    if let Some(name) = &opts.tablename {
+        // Shown above; the exit status says it too.
+        dir.bucket(name)?;
+    }
+    Ok(dir)
+}
+
+fn address(dir: &Directory, host_id: u32) -> String {
+    dir.hosts
+        .get(&host_id)
+        .map(|h| h.address())
+        .unwrap_or_else(|| format!("unknown host {host_id}"))
+}
+
+fn sibling(dir: &Directory, host_id: u32) -> String {
+    dir.hosts
+        .get(&host_id)
+        .and_then(|h| h.slave_id)
+        .map(|s| address(dir, s))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print(dir: &Directory, opts: &ListOptions, out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "directory on {} schema `{}`: version {}, {} hosts, {} buckets",
+        opts.master,
+        opts.database,
+        dir.version,
+        dir.hosts.len(),
+        dir.buckets.len() + dir.invalid.len()
+    )?;
+    let mut rows: Vec<Vec<String>> = dir
+        .buckets
+        .values()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                b.hash.to_string(),
+                b.partitions.len().to_string(),
+                "ok".into(),
+            ]
+        })
+        .collect();
+    rows.extend(dir.invalid.iter().map(|(name, why)| {
+        vec![
+            name.clone(),
+            "-".into(),
+            "-".into(),
+            format!("INVALID: {why}"),
+        ]
+    }));
+    rows.sort();
+    if rows.is_empty() {
+        writeln!(out, "no buckets")?;
+    } else {
+        write_table(out, 0, &["bucket", "hash", "partitions", "state"], &rows)?;
+    }
+    let Some(name) = &opts.tablename else {
+        return Ok(());
+    };
+    writeln!(out)?;
+    match (dir.buckets.get(name), dir.invalid.get(name)) {
+        (Some(b), _) => {
+            writeln!(
+                out,
+                "bucket `{name}` (hash {}), {} partitions:",
+                b.hash,
+                b.partitions.len()
+            )?;
+            let rows: Vec<Vec<String>> = b
+                .partitions
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.id.to_string(),
+                        format!("{:.6}", p.start),
+                        format!("{:.6}", p.end),
+                        address(dir, p.host_id),
+                        sibling(dir, p.host_id),
+                        format!("{}.{}", p.db, p.datatable),
+                    ]
+                })
+                .collect();
+            write_table(
+                out,
+                2,
+                &["id", "start", "end", "host", "sibling", "table"],
+                &rows,
+            )?;
+        }
+        (None, Some(why)) => writeln!(out, "bucket `{name}` is invalid and not served: {why}")?,
+        (None, None) => writeln!(out, "no bucket `{name}`")?,
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+//! `thrudoc-admin`: the operator's tool for the MySQL backend (DESIGN.md section 4).
+//!
+//! It works on the directory ([`crate::store::mysql::directory`]) and on the data hosts as
+//! root, never through a Thrudoc server: it creates buckets and reports on what the directory
+//! and the hosts say. Each command is one module that turns its options into steps and prints
+//! what it does as it goes; the binary `src/bin/thrudoc-admin.rs` only calls [`cli::main`].
+//!
+//! - [`cli`]: the command line (clap), one options struct per command, exit codes.
+//! - [`create`]: `create-tablename`: schema, directory tables, service account, pairing,
+//!   partitions and their datatables, committed in one directory transaction.
+//! - [`list`]: `list`: buckets and one bucket's partitions, as a server would load them.
+//! - [`status`]: `status`: each host's reachability, replication and partition count.
+//! - [`sql`]: host addresses, root logins, and statements under deadlines, so a dead or hung
+//!   host gives an error naming it, never a hang.
+//! - [`table`]: the plain-text tables of the output.
+
+pub mod cli;
+pub mod create;
+pub mod list;
+pub mod sql;
+pub mod status;
+pub mod table;

@@ -1,0 +1,235 @@
+//! `thrudoc-admin status`: the hosts of the directory, whether each answers, how each
+//! replicates, and how many partitions each holds.
+//!
+//! Hosts are probed at once, each under one overall deadline (connect, `SELECT 1`, `SHOW SLAVE
+//! STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe timeout
+//! instead of holding the report up. Hosts being down is what this command reports, not a
+//! failure of it: it fails only when the directory itself cannot be read.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::list::load_directory;
+use super::sql::{HostAddr, Login, Replication};
+use super::table::write_table;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::mysql::directory::Directory;
+
+/// What `status` is asked to look at.
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    pub master: HostAddr,
+    pub database: String,
+    pub root: Login,
+    /// Overall deadline of one host's probe.
+    pub probe_timeout: Duration,
+}
+
+/// What a probe found out about one host.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// It answered; `None` when it replicates from nobody.
+    Up(Option<Replication>),
+    /// It did not answer, with why.
+    Down(String),
+}
+
+/// The status of every host, by host id.
+#[derive(Debug)]
+pub struct Report {
+    pub directory: Directory,
+    pub probes: BTreeMap<u32, Probe>,
+}
+
+/// Probes `addr`: connect, `SELECT 1`, replication state, all within `limit`.
+pub async fn probe(root: &Login, addr: &HostAddr, limit: Duration) -> Probe {
+    let login = Login {
+        connect_timeout: limit,
+        query_timeout: limit,
+        ..root.clone()
+    };
+    let attempt = async {
+        let mut session = login.connect(addr, None).await?;
+        session.run("SELECT 1", "SELECT 1").await?;
+        let replication = session.replication().await?;
+        session.close().await;
+        Ok::<_, Error>(replication)
+    };
+    match tokio::time::timeout(limit, attempt).await {
+        Ok(Ok(replication)) => Probe::Up(replication),
+        Ok(Err(e)) => Probe::Down(e.to_string()),
+        Err(_) => Probe::Down(format!(
+            "no answer within {:.1} s (down or hung)",
+            limit.as_secs_f64()
+        )),
+    }
+}
+
+/// Prints the status report to `out`.
+pub async fn run(opts: &StatusOptions, out: &mut dyn Write) -> Result<Report> {
+    let directory = load_directory(&opts.root, &opts.master, &opts.database).await?;
+    let mut probes = JoinSet::new();
+    for host in directory.hosts.values() {
+        let (id, root, limit) = (host.id, opts.root.clone(), opts.probe_timeout);
+        let addr = HostAddr {
+            host: host.hostname.clone(),
+            port: host.port,
+        };
+        probes.spawn(async move { (id, probe(&root, &addr, limit).await) });
+    }
+    let mut results = BTreeMap::new();
+    while let Some(joined) = probes.join_next().await {
+        let (id, probe) = joined
+            .map_err(|e| Error::new(ErrorKind::Internal, "a host probe failed").with_source(e))?;
+        results.insert(id, probe);
+    }
+    let report = Report {
+        directory,
+        probes: results,
+    };
+    print(&report, opts, out)?;
+    Ok(report)
+}
+
+fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<()> {
+    let dir = &report.directory;
+    writeln!(
+        out,
+        "directory on {} schema `{}`: version {}, {} hosts, {} buckets ({} invalid)",
+        opts.master,
+        opts.database,
+        dir.version,
+        dir.hosts.len(),
+        dir.buckets.len() + dir.invalid.len(),
+        dir.invalid.len()
+    )?;
+    let mut partitions: BTreeMap<u32, usize> = BTreeMap::new();
+    for bucket in dir.buckets.values() {
+        for p in &bucket.partitions {
+            *partitions.entry(p.host_id).or_default() += 1;
+        }
+    }
+    let address = |id: u32| {
+        dir.hosts
+            .get(&id)
+            .map(|h| h.address())
+            .unwrap_or_else(|| format!("unknown host {id}"))
+    };
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    for host in dir.hosts.values() {
+        let sibling = host.slave_id.map(address);
+        let mut row = vec![
+            host.id.to_string(),
+            host.address(),
+            sibling.clone().unwrap_or_else(|| "-".into()),
+        ];
+        match report.probes.get(&host.id) {
+            Some(Probe::Up(Some(r))) => {
+                let from = r
+                    .master
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "?".into());
+                if let Some(s) = &sibling {
+                    if *s != from {
+                        notes.push(format!(
+                            "host {} ({}) replicates from {from}, not from its sibling {s}",
+                            host.id,
+                            host.address()
+                        ));
+                    }
+                }
+                if !r.last_error.is_empty() {
+                    notes.push(format!(
+                        "host {} ({}) replication error: {}",
+                        host.id,
+                        host.address(),
+                        r.last_error
+                    ));
+                }
+                row.extend([
+                    "up".into(),
+                    from,
+                    r.io_state.clone(),
+                    r.sql_state.clone(),
+                    r.seconds_behind
+                        .map(|s| format!("{s}s"))
+                        .unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            Some(Probe::Up(None)) => {
+                if let Some(s) = &sibling {
+                    notes.push(format!(
+                        "host {} ({}) does not replicate from its sibling {s}",
+                        host.id,
+                        host.address()
+                    ));
+                }
+                row.extend(["up".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+            }
+            Some(Probe::Down(why)) => {
+                notes.push(format!(
+                    "host {} ({}) is unreachable: {why}",
+                    host.id,
+                    host.address()
+                ));
+                row.extend([
+                    "DOWN".into(),
+                    "?".into(),
+                    "?".into(),
+                    "?".into(),
+                    "?".into(),
+                ]);
+            }
+            None => row.extend(["?".into(), "?".into(), "?".into(), "?".into(), "?".into()]),
+        }
+        row.push(partitions.get(&host.id).copied().unwrap_or(0).to_string());
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        writeln!(out, "no hosts")?;
+    } else {
+        write_table(
+            out,
+            0,
+            &[
+                "id",
+                "address",
+                "sibling",
+                "state",
+                "replicates from",
+                "io",
+                "sql",
+                "lag",
+                "partitions",
+            ],
+            &rows,
+        )?;
+    }
+    for note in &notes {
+        writeln!(out, "warning: {note}")?;
+    }
+    for (name, why) in &dir.invalid {
+        writeln!(
+            out,
+            "warning: bucket `{name}` is invalid and not served: {why}"
+        )?;
+    }
+    let down = report
+        .probes
+        .values()
+        .filter(|p| matches!(p, Probe::Down(_)))
+        .count();
+    writeln!(
+        out,
+        "{} of {} hosts up",
+        report.probes.len() - down,
+        report.probes.len()
+    )?;
+    out.flush()?;
+    Ok(())
+}
