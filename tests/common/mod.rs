@@ -174,4 +174,8 @@ pub fn exception_type(result: thrift::Error) -> i32 {
         other => panic!("expected a ThrudocException, got {other:?}"),
     }
 }
+pub mod checks;
+pub mod history;
 pub mod mariadb;
+pub mod mysql;
+pub mod proxy;

@@ -1,0 +1,436 @@
+//! Failover under injected faults, with the real `thrudoc` binary and real MariaDB servers.
+//!
+//! Each test gets its own master-master pair (a fault must not disturb the other tests), a
+//! bucket spread over both hosts, and a recorded workload. After the fault and the recovery,
+//! the history is checked: every acknowledged write is there with its last acknowledged value,
+//! the other host's partitions were served throughout, and the binary logs show that no host
+//! ever took a write for a partition it was not the master of. The recovery figures are
+//! printed; the assertions on them are loose bounds (correctness, not speed: the targets are
+//! measured by `scripts/chaos`, not by tests).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::history::{History, Workload};
+use common::mariadb::{require_mariadb, Cluster};
+use common::mysql::{create_bucket, part_of, partitions, thrudoc_on, Part};
+use common::proxy::Proxy;
+use common::ThrudocServer;
+use thrudoc::codec::{Protocol, Transport};
+use thrudoc::gen::thrudoc::{ExceptionType, TThrudocSyncClient};
+
+const READ_ONLY: i32 = ExceptionType::READ_ONLY.0;
+const UNAVAILABLE: i32 = ExceptionType::UNAVAILABLE.0;
+
+/// A pair, a bucket `f` over both hosts (4 partitions each), and a server.
+struct Setup {
+    cluster: Cluster,
+    addrs: Vec<String>,
+    parts: Vec<Part>,
+    keys: Vec<String>,
+}
+
+impl Setup {
+    /// `addrs`: how Thrudoc reaches the hosts (their own addresses, or proxies).
+    fn new(pairs: usize, proxied: impl Fn(&Cluster) -> Vec<String>) -> Setup {
+        require_mariadb();
+        let cluster = Cluster::start_pairs(pairs);
+        let addrs = proxied(&cluster);
+        create_bucket(&cluster.hosts[0], "thrudoc", &addrs, "f", 4);
+        let parts = partitions(&cluster.hosts[0], "thrudoc", "f", &addrs);
+        let keys = (0..240).map(|i| format!("key-{i}")).collect();
+        Setup {
+            cluster,
+            addrs,
+            parts,
+            keys,
+        }
+    }
+
+    fn direct(pairs: usize) -> Setup {
+        Setup::new(pairs, |c| c.hosts.iter().map(|h| h.addr()).collect())
+    }
+
+    fn server(&self) -> ThrudocServer {
+        thrudoc_on(
+            &self.cluster.hosts[0],
+            Some(&self.cluster.hosts[1]),
+            "thrudoc",
+            "",
+        )
+    }
+
+    /// The host index that holds `key`.
+    fn host_of(&self, key: &str) -> usize {
+        part_of(&self.parts, key).host
+    }
+
+    /// Writes every key once, so reads have something to find.
+    fn fill(&self, server: &ThrudocServer) {
+        let mut c = server.client(Transport::Framed, Protocol::Compact);
+        for key in &self.keys {
+            c.put("f".into(), key.clone(), b"initial".to_vec()).unwrap();
+        }
+    }
+
+    /// Every key's value, read through a fresh server connection once all hosts are up.
+    fn final_values(&self, server: &ThrudocServer) -> HashMap<String, Option<Vec<u8>>> {
+        let mut c = server.client(Transport::Framed, Protocol::Binary);
+        self.keys
+            .iter()
+            .map(|k| {
+                let v = match c.get("f".into(), k.clone()) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        assert_eq!(common::exception_type(e), 2, "final read of {k}");
+                        None
+                    }
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+
+    /// Waits until writes to every partition are accepted again (switchback done).
+    fn wait_all_writable(&self, server: &ThrudocServer, deadline: Duration) -> Duration {
+        let start = Instant::now();
+        let mut c = server.client(Transport::Framed, Protocol::Binary);
+        common::wait_until(
+            deadline,
+            "writes to every partition to be accepted again",
+            || {
+                self.keys.iter().step_by(7).all(|k| {
+                    c.put("f".into(), format!("probe-{k}"), b"p".to_vec())
+                        .is_ok()
+                })
+            },
+        );
+        start.elapsed()
+    }
+
+    /// No host took a write for a partition whose master it is not: every row event on a
+    /// partition table, in every binary log, comes from that partition's master.
+    fn assert_single_writer(&self) {
+        let hosts = &self.cluster.hosts;
+        let owner: HashMap<String, u32> = self
+            .parts
+            .iter()
+            .map(|p| (p.table.clone(), hosts[p.host].server_id()))
+            .collect();
+        let mut events = 0;
+        for host in hosts {
+            for log in host.sql("SHOW BINARY LOGS") {
+                for ev in host.sql(&format!("SHOW BINLOG EVENTS IN '{}'", log[0])) {
+                    // Log_name, Pos, Event_type, Server_id, End_log_pos, Info
+                    if ev[2] != "Table_map" {
+                        continue;
+                    }
+                    let Some(table) = ev[5].split('(').nth(1).map(|t| t.trim_end_matches(')'))
+                    else {
+                        continue;
+                    };
+                    if let Some(master) = owner.get(table) {
+                        events += 1;
+                        let writer: u32 = ev[3].parse().unwrap();
+                        assert_eq!(
+                            writer, *master,
+                            "{table} was written on server {writer}, but its master is server {master} \
+                             (seen in the binary log of server {})",
+                            host.server_id()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(events > 0, "the binary logs hold the workload's writes");
+    }
+}
+
+fn print_figures(name: &str, f: &common::history::Figures) {
+    eprintln!(
+        "FAILOVER {name}: read_outage={:?} slowest_read={:?} reads_ok/failed={:?} \
+         refused_at_once_after={:?} slowest_refusal={:?} writes_back_after={:?} unaffected_failures={}",
+        f.read_outage,
+        f.slowest_read,
+        f.reads,
+        f.refused_at_once_after,
+        f.slowest_refusal,
+        f.writes_back_after,
+        f.unaffected_failures
+    );
+}
+
+/// Runs the workload around `fault` (returns when the fault is on) and `recover` (returns
+/// when the host accepts connections again), then checks the history.
+fn run_fault(
+    setup: &Setup,
+    server: &ThrudocServer,
+    victim: usize,
+    name: &str,
+    fault: impl FnOnce(),
+    recover: impl FnOnce(),
+) {
+    setup.fill(server);
+    let workload = Workload::start(server.addr, "f", &setup.keys, 6);
+    std::thread::sleep(Duration::from_millis(1500));
+    let fault_at = Instant::now();
+    fault();
+    std::thread::sleep(Duration::from_secs(5));
+    recover();
+    let recovered_at = Instant::now();
+    let back = setup.wait_all_writable(server, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    let history: History = workload.stop();
+    let figures = history.measure(fault_at, recovered_at, |k| setup.host_of(k) == victim);
+    print_figures(name, &figures);
+    eprintln!("FAILOVER {name}: all partitions writable {back:?} after recovery");
+
+    // Nothing acknowledged is lost; nothing read was invented.
+    for (i, host) in setup.cluster.hosts.iter().enumerate() {
+        common::mariadb::wait_replicated(
+            host,
+            &setup.cluster.hosts[i ^ 1],
+            Duration::from_secs(30),
+        );
+    }
+    history.check(&setup.final_values(server), b"initial");
+    // The other host's partitions were served throughout.
+    assert_eq!(
+        figures.unaffected_failures, 0,
+        "{name}: operations on unaffected keys failed"
+    );
+    // Reads of the victim's partitions kept being answered (from the sibling).
+    assert!(
+        figures.reads.0 > 20,
+        "{name}: too few affected reads answered: {:?}",
+        figures.reads
+    );
+    assert!(
+        figures.read_outage < Duration::from_secs(5),
+        "{name}: reads failed for {:?}",
+        figures.read_outage
+    );
+    // Writes were refused, not hung: never past the query timeout (3 s) by more than slack.
+    assert!(
+        figures.refused_at_once_after.is_some(),
+        "{name}: writes to the victim were never refused at once"
+    );
+    assert!(
+        figures.slowest_refusal < Duration::from_secs(5),
+        "{name}: a refusal took {:?}",
+        figures.slowest_refusal
+    );
+    assert!(
+        back < Duration::from_secs(10),
+        "{name}: switchback took {back:?}"
+    );
+    setup.assert_single_writer();
+    let log = server.stderr_text();
+    assert!(
+        log.contains("host DOWN"),
+        "{name}: the state change is logged"
+    );
+    assert!(
+        log.contains("host UP again"),
+        "{name}: switchback is logged"
+    );
+}
+
+#[test]
+fn kill_9_of_a_master_under_load() {
+    let setup = Setup::direct(1);
+    let server = setup.server();
+    let victim = &setup.cluster.hosts[0];
+    run_fault(
+        &setup,
+        &server,
+        0,
+        "kill -9",
+        || victim.kill9(),
+        || victim.restart(),
+    );
+}
+
+#[test]
+fn sigstop_of_a_master_under_load() {
+    let setup = Setup::direct(1);
+    let server = setup.server();
+    let victim = &setup.cluster.hosts[1];
+    run_fault(
+        &setup,
+        &server,
+        1,
+        "SIGSTOP",
+        || victim.stop(),
+        || victim.cont(),
+    );
+}
+
+#[test]
+fn network_black_hole_to_a_master() {
+    let proxies: std::sync::Mutex<Vec<Proxy>> = std::sync::Mutex::new(Vec::new());
+    let setup = Setup::new(1, |c| {
+        let mut p = proxies.lock().unwrap();
+        p.extend(c.hosts.iter().map(|h| Proxy::start(&h.addr())));
+        p.iter().map(|p| p.addr()).collect()
+    });
+    assert!(setup.addrs[0].ends_with(&proxies.lock().unwrap()[0].port().to_string()));
+    let server = setup.server();
+    let proxies = proxies.into_inner().unwrap();
+    run_fault(
+        &setup,
+        &server,
+        0,
+        "black hole",
+        || proxies[0].set_blackhole(true),
+        || proxies[0].set_blackhole(false),
+    );
+}
+
+/// Calls that must come back within `bound`, with the expected exception type.
+fn assert_refused_within(
+    bound: Duration,
+    want: i32,
+    what: &str,
+    call: impl FnOnce() -> thrift::Result<()>,
+) {
+    let start = Instant::now();
+    let err = call().expect_err(what);
+    let took = start.elapsed();
+    assert_eq!(common::exception_type(err), want, "{what}");
+    assert!(took < bound, "{what} took {took:?}");
+}
+
+#[test]
+fn directory_master_down_at_start_up_and_while_running() {
+    let setup = Setup::direct(1);
+    let (h1, h2) = (&setup.cluster.hosts[0], &setup.cluster.hosts[1]);
+    {
+        let server = setup.server();
+        setup.fill(&server);
+    }
+    // Host 1 is the directory master and a data master. With it dead, a new server starts
+    // from the directory's sibling and serves every key.
+    h1.kill9();
+    let server = setup.server();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    for key in &setup.keys {
+        assert_eq!(c.get("f".into(), key.clone()).unwrap(), b"initial", "{key}");
+    }
+    let on_1 = setup.keys.iter().find(|k| setup.host_of(k) == 0).unwrap();
+    let on_2 = setup.keys.iter().find(|k| setup.host_of(k) == 1).unwrap();
+    assert_refused_within(Duration::from_secs(2), READ_ONLY, "write to host 1", || {
+        c.put("f".into(), on_1.clone(), b"x".to_vec())
+    });
+    // Past the directory lease: the sibling keeps confirming the directory, so writes to the
+    // live host's partitions go on.
+    std::thread::sleep(Duration::from_secs(6));
+    c.put("f".into(), on_2.clone(), b"still".to_vec()).unwrap();
+    let status = c.admin("status".into(), String::new()).unwrap();
+    assert!(status.contains("DOWN"), "{status}");
+
+    // The directory master comes back, then dies again while the server runs.
+    h1.restart();
+    setup.wait_all_writable(&server, Duration::from_secs(20));
+    h1.kill9();
+    std::thread::sleep(Duration::from_secs(6));
+    c.put("f".into(), on_2.clone(), b"again".to_vec()).unwrap();
+    assert_eq!(c.get("f".into(), on_1.clone()).unwrap(), b"initial");
+    h1.restart();
+    setup.wait_all_writable(&server, Duration::from_secs(20));
+    assert_eq!(c.get("f".into(), on_2.clone()).unwrap(), b"again");
+    common::mariadb::wait_replicated(h2, h1, Duration::from_secs(30));
+    setup.assert_single_writer();
+}
+
+#[test]
+fn both_hosts_of_a_pair_down_give_clear_errors_without_hanging() {
+    let setup = Setup::direct(2);
+    let server = setup.server();
+    setup.fill(&server);
+    let h = &setup.cluster.hosts;
+    h[2].kill9();
+    h[3].kill9();
+    let mut c = server.client(Transport::Unframed, Protocol::Compact);
+    let dead = setup.keys.iter().find(|k| setup.host_of(k) == 2).unwrap();
+    let live = setup.keys.iter().find(|k| setup.host_of(k) == 0).unwrap();
+    // Detection plus one query timeout is the most any call may take.
+    let bound = Duration::from_secs(5);
+    assert_refused_within(bound, UNAVAILABLE, "read with both hosts down", || {
+        c.get("f".into(), dead.clone()).map(|_| ())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_refused_within(
+        Duration::from_millis(500),
+        UNAVAILABLE,
+        "read once both are known down",
+        || c.get("f".into(), dead.clone()).map(|_| ()),
+    );
+    assert_refused_within(
+        Duration::from_millis(500),
+        READ_ONLY,
+        "write with both hosts down",
+        || c.put("f".into(), dead.clone(), b"x".to_vec()),
+    );
+    let err = c.get("f".into(), dead.clone()).unwrap_err();
+    let thrift::Error::User(e) = err else {
+        panic!()
+    };
+    let what = e
+        .downcast::<thrudoc::gen::thrudoc::ThrudocException>()
+        .unwrap()
+        .what
+        .unwrap();
+    assert!(
+        what.contains("partition") && what.contains("sibling"),
+        "the error says why: {what}"
+    );
+    // The other pair is unaffected.
+    c.put("f".into(), live.clone(), b"fine".to_vec()).unwrap();
+    assert_eq!(c.get("f".into(), live.clone()).unwrap(), b"fine");
+    h[2].restart();
+    h[3].restart();
+    setup.wait_all_writable(&server, Duration::from_secs(30));
+    assert_eq!(c.get("f".into(), dead.clone()).unwrap(), b"initial");
+}
+
+#[test]
+fn thrudoc_restart_during_an_outage() {
+    let setup = Setup::direct(2);
+    let h = &setup.cluster.hosts;
+    {
+        let server = setup.server();
+        setup.fill(&server);
+    }
+    h[2].kill9();
+    let server = setup.server();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    for key in &setup.keys {
+        assert_eq!(c.get("f".into(), key.clone()).unwrap(), b"initial", "{key}");
+    }
+    let dead = setup.keys.iter().find(|k| setup.host_of(k) == 2).unwrap();
+    assert_refused_within(
+        Duration::from_secs(1),
+        READ_ONLY,
+        "write to the dead master",
+        || c.put("f".into(), dead.clone(), b"x".to_vec()),
+    );
+    h[2].restart();
+    let back = setup.wait_all_writable(&server, Duration::from_secs(20));
+    eprintln!("FAILOVER restart-during-outage: writes back {back:?} after the master returned");
+    c.put("f".into(), dead.clone(), b"written".to_vec())
+        .unwrap();
+    common::mariadb::wait_replicated(&h[2], &h[3], Duration::from_secs(30));
+    let table = &part_of(&setup.parts, dead).table;
+    let rows = h[3].sql(&format!(
+        "SELECT v FROM {table} WHERE k = {}",
+        common::mysql::sql_hex(dead.as_bytes())
+    ));
+    assert_eq!(
+        rows,
+        vec![vec!["written".to_string()]],
+        "the write reached the sibling"
+    );
+}

@@ -1,0 +1,529 @@
+//! The MySQL backend through the real `thrudoc` binary, against real MariaDB servers started by
+//! the harness: four hosts in two master-master pairs (1↔2, 3↔4), shared by the tests of this
+//! file; each test uses its own bucket (or directory schema).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::checks::{element, exercise_every_method, walk, INVALID, NO_BUCKET, NO_SUCH_KEY};
+use common::mariadb::{require_mariadb, wait_replicated, Cluster, MariaDb};
+use common::mysql::{create_bucket, part_of, partitions, sql_hex, thrudoc_on};
+use common::{exception_type, ThrudocServer};
+use thrudoc::client::ALL_KINDS;
+use thrudoc::codec::{Protocol, Transport};
+use thrudoc::gen::thrudoc::TThrudocSyncClient;
+
+const REPLICATION_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The four hosts shared by this file's tests (ended by the harness's watchdog at exit).
+fn cluster() -> &'static Cluster {
+    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| {
+        require_mariadb();
+        Cluster::start_pairs(2)
+    })
+}
+
+/// A server on the directory in schema `db` of host 1 (sibling: host 2).
+fn thrudoc_in(cluster: &Cluster, db: &str, extra: &str) -> ThrudocServer {
+    thrudoc_on(&cluster.hosts[0], Some(&cluster.hosts[1]), db, extra)
+}
+
+/// The four hosts' addresses.
+fn addrs(cluster: &Cluster) -> Vec<String> {
+    cluster.hosts.iter().map(|h| h.addr()).collect()
+}
+
+/// Makes `bucket` over the four hosts, paired, directory in schema `thrudoc` on host 1.
+fn create(cluster: &Cluster, bucket: &str, parts_per: u32) {
+    create_bucket(
+        &cluster.hosts[0],
+        "thrudoc",
+        &addrs(cluster),
+        bucket,
+        parts_per,
+    );
+}
+
+/// The original Thrudoc's modified FNV, written out independently of the crate's.
+fn original_fnv(key: &[u8]) -> u32 {
+    let mut h: u64 = 2_166_136_261;
+    for &b in key {
+        h ^= u64::from(b);
+        h = (h * 16_777_619) & 0xffff_ffff;
+        h ^= u64::from(b);
+    }
+    h as u32
+}
+
+/// A directory exactly as the original Thrudoc left it: only `host` and `directory` (DECIMAL
+/// ranges, no hash column, no version table), datatables with the original column set, rows
+/// placed by the original FNV. Thrudoc must serve it as it is.
+#[test]
+fn an_existing_thrudoc_directory_is_served_unchanged() {
+    assert_eq!(original_fnv(b"a"), 3_826_002_253, "hand-computed value");
+    let cluster = cluster();
+    let h = &cluster.hosts;
+    // Schemas replicate within a pair: create on 1 (reaches 2) and on 3 (reaches 4).
+    for host in [&h[0], &h[2]] {
+        host.sql("CREATE DATABASE legacy");
+    }
+    h[0].sql(&format!(
+        "CREATE TABLE legacy.host (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, hostname VARCHAR(255),
+             port INT, slave_id INT);
+         CREATE TABLE legacy.directory (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+             bucket VARCHAR(255), start DECIMAL(12,10), end DECIMAL(12,10), host_id INT,
+             db VARCHAR(255), datatable VARCHAR(255), created_at DATETIME, retired_at DATETIME);
+         INSERT INTO legacy.host VALUES (1, '127.0.0.1', {}, 2), (2, '127.0.0.1', {}, 1),
+             (3, '127.0.0.1', {}, 4), (4, '127.0.0.1', {}, 3);
+         INSERT INTO legacy.directory VALUES
+             (1, 'tags', 0.00, 0.25, 1, 'legacy', 'd_000000000001', NOW(), NULL),
+             (2, 'tags', 0.25, 0.50, 3, 'legacy', 'd_000000000002', NOW(), NULL),
+             (3, 'tags', 0.50, 0.75, 2, 'legacy', 'd_000000000003', NOW(), NULL),
+             (4, 'tags', 0.75, 1.00, 4, 'legacy', 'd_000000000004', NOW(), NULL),
+             (5, 'tags', 0.00, 1.00, 1, 'legacy', 'd_000000000005', NOW(), NOW());",
+        h[0].port(),
+        h[1].port(),
+        h[2].port(),
+        h[3].port()
+    ));
+    // Partition id -> (host index, range end); row 5 is retired and must be ignored.
+    let partitions = [(1, 0, 0.25), (2, 2, 0.50), (3, 1, 0.75), (4, 3, 1.00)];
+    for (id, host, _) in partitions {
+        h[host].sql(&format!(
+            "CREATE TABLE legacy.d_{id:012} (k VARCHAR(255) BINARY NOT NULL PRIMARY KEY,
+                 v LONGBLOB NOT NULL, modified_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+                 ON UPDATE CURRENT_TIMESTAMP, created_at DATETIME NOT NULL)"
+        ));
+    }
+    let place = |key: &str| {
+        let point = f64::from(original_fnv(key.as_bytes())) / 4_294_967_295.0;
+        partitions
+            .iter()
+            .find(|(_, _, end)| point <= *end)
+            .copied()
+            .unwrap()
+    };
+    // Rows the original server wrote.
+    let old: Vec<String> = (0..40).map(|i| format!("{i}-old")).collect();
+    for key in &old {
+        let (id, host, _) = place(key);
+        h[host].sql(&format!(
+            "INSERT INTO legacy.d_{id:012} (k, v, created_at) VALUES ('{key}', 'v:{key}', NOW())"
+        ));
+    }
+    let used: HashSet<i32> = old.iter().map(|k| place(k).0).collect();
+    assert_eq!(used.len(), 4, "the keys spread over every partition");
+
+    let server = thrudoc_in(cluster, "legacy", "MYSQL_USERNAME = root\nMYSQL_PASSWORD =");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    assert_eq!(c.get_buckets().unwrap(), vec!["tags".to_string()]);
+    for key in &old {
+        assert_eq!(
+            c.get("tags".into(), key.clone()).unwrap(),
+            format!("v:{key}").into_bytes()
+        );
+    }
+    // New writes land where the original would have put them, on that host.
+    let new: Vec<String> = (0..40).map(|i| format!("{i}-new")).collect();
+    for key in &new {
+        c.put("tags".into(), key.clone(), key.as_bytes().to_vec())
+            .unwrap();
+        let (id, host, _) = place(key);
+        let rows = h[host].sql(&format!(
+            "SELECT v FROM legacy.d_{id:012} WHERE k = {}",
+            sql_hex(key.as_bytes())
+        ));
+        assert_eq!(
+            rows,
+            vec![vec![key.clone()]],
+            "{key} is in partition {id} on host {}",
+            host + 1
+        );
+    }
+    c.remove("tags".into(), "0-old".into()).unwrap();
+    assert_eq!(
+        exception_type(c.get("tags".into(), "0-old".into()).unwrap_err()),
+        NO_SUCH_KEY
+    );
+    let seen = walk(&mut c, "tags", 7);
+    assert_eq!(seen.len(), 79, "every key once");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 79);
+    // The directory is untouched: no table was added to it.
+    let tables = h[0].sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'legacy'
+                           AND table_name NOT LIKE 'd\\_%' ORDER BY table_name",
+    );
+    assert_eq!(
+        tables,
+        vec![vec!["directory".to_string()], vec!["host".to_string()]]
+    );
+}
+
+/// Rows written through Thrudoc reach the sibling of the host that took them.
+fn assert_on_sibling(master: &MariaDb, sibling: &MariaDb, table: &str, key: &str) {
+    wait_replicated(master, sibling, REPLICATION_DEADLINE);
+    let rows = sibling.sql(&format!(
+        "SELECT COUNT(*) FROM {table} WHERE k = {}",
+        sql_hex(key.as_bytes())
+    ));
+    assert_eq!(
+        rows,
+        vec![vec!["1".to_string()]],
+        "{key} replicated to the sibling"
+    );
+}
+
+/// The sibling of host `i` (pairs 0↔1, 2↔3).
+fn sibling(i: usize) -> usize {
+    i ^ 1
+}
+
+#[test]
+fn every_method_on_two_pairs_and_rows_where_placement_says() {
+    let cluster = cluster();
+    let h = &cluster.hosts;
+    create(cluster, "api4", 3);
+    let parts = partitions(&h[0], "thrudoc", "api4", &addrs(cluster));
+    assert_eq!(parts.len(), 12);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    for (i, (transport, protocol)) in ALL_KINDS.into_iter().enumerate() {
+        let mut c = server.client(transport, protocol);
+        exercise_every_method(&mut c, "api4", &format!("kind{i}/"));
+    }
+
+    // Each key's row is in the partition placement names, on that host, and nowhere else.
+    let mut c = server.client(Transport::Unframed, Protocol::Compact);
+    let keys: Vec<String> = (0..300).map(|i| format!("placed-{i}")).collect();
+    let mut per_partition: HashMap<u64, usize> = HashMap::new();
+    for key in &keys {
+        c.put("api4".into(), key.clone(), key.as_bytes().to_vec())
+            .unwrap();
+        let part = part_of(&parts, key);
+        *per_partition.entry(part.id).or_default() += 1;
+        let where_k = format!("WHERE k = {}", sql_hex(key.as_bytes()));
+        let rows = h[part.host].sql(&format!("SELECT v FROM {} {where_k}", part.table));
+        assert_eq!(
+            rows,
+            vec![vec![key.clone()]],
+            "{key} on host {}",
+            part.host + 1
+        );
+        let other = parts
+            .iter()
+            .find(|p| p.id != part.id && p.host != sibling(part.host))
+            .unwrap();
+        let rows = h[other.host].sql(&format!("SELECT COUNT(*) FROM {} {where_k}", other.table));
+        assert_eq!(
+            rows,
+            vec![vec!["0".to_string()]],
+            "{key} only in its own partition"
+        );
+    }
+    assert!(
+        per_partition.len() >= 11,
+        "nearly every partition holds rows: {per_partition:?}"
+    );
+
+    // Every partition's table is identical on the host's sibling.
+    for (i, host) in h.iter().enumerate() {
+        wait_replicated(host, &h[sibling(i)], REPLICATION_DEADLINE);
+    }
+    for part in &parts {
+        let sum = |db: &MariaDb| db.sql(&format!("CHECKSUM TABLE {}", part.table))[0][1].clone();
+        assert_eq!(
+            sum(&h[part.host]),
+            sum(&h[sibling(part.host)]),
+            "partition {}",
+            part.id
+        );
+    }
+    assert_on_sibling(
+        &h[parts[0].host],
+        &h[sibling(parts[0].host)],
+        &parts[0].table,
+        "placed-0",
+    );
+}
+
+#[test]
+fn python_client_passes_the_conformance_check_against_mysql() {
+    let cluster = cluster();
+    create(cluster, "pyapi", 2);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let gen = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("scripts/gen-thrift")
+        .arg("--py")
+        .arg(gen.path())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "scripts/gen-thrift --py failed (is thrift-compiler installed?)"
+    );
+    for (transport, protocol) in ALL_KINDS {
+        let out = std::process::Command::new("python3")
+            .arg("tests/interop/thrudoc_check.py")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &server.addr.port().to_string(),
+            ])
+            .args([
+                "--transport",
+                &transport.to_string(),
+                "--protocol",
+                &protocol.to_string(),
+            ])
+            .args([
+                "--bucket",
+                "pyapi",
+                "--prefix",
+                &format!("{transport}-{protocol}/"),
+            ])
+            .arg("--gen")
+            .arg(gen.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.lines().last().unwrap_or("").ends_with(" 0 failed"),
+            "{transport}/{protocol}:\n{stdout}\n{}\nserver:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            server.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn scan_under_concurrent_writes_returns_each_stable_key_once() {
+    let cluster = cluster();
+    create(cluster, "scanw", 2);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = server.client(Transport::Framed, Protocol::Compact);
+    let stable: Vec<String> = (0..400).map(|i| format!("stable-{i}")).collect();
+    let batch: Vec<_> = stable
+        .iter()
+        .map(|k| element("scanw", k, k.as_bytes()))
+        .collect();
+    assert!(c
+        .put_list(batch)
+        .unwrap()
+        .iter()
+        .all(|e| e.what.as_deref() == Some("")));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut w = server.client(Transport::Framed, Protocol::Binary);
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let key = format!("churn-{}", n % 50);
+                if n % 3 == 2 {
+                    w.remove("scanw".into(), key).unwrap();
+                } else {
+                    w.put("scanw".into(), key, vec![n as u8]).unwrap();
+                }
+                n += 1;
+            }
+            n
+        });
+        let seen = walk(&mut c, "scanw", 13);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let writes = writer.join().unwrap();
+        assert!(
+            writes > 10,
+            "the writer ran during the walk ({writes} writes)"
+        );
+        let unique: HashSet<&String> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "a key was returned twice");
+        for key in &stable {
+            assert!(unique.contains(key), "{key} missing from the walk");
+        }
+    });
+}
+
+#[test]
+fn batches_span_buckets_partitions_and_hosts_with_failing_elements() {
+    let cluster = cluster();
+    create(cluster, "batch_a", 2);
+    create(cluster, "batch_b", 1);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let mut elements = Vec::new();
+    for i in 0..120 {
+        let bucket = match i % 10 {
+            3 => "no_such_bucket",
+            7 => "bad bucket!",
+            n if n % 2 == 0 => "batch_a",
+            _ => "batch_b",
+        };
+        let key = if i == 55 {
+            String::new()
+        } else {
+            format!("e{i}")
+        };
+        elements.push(element(bucket, &key, format!("value {i}").as_bytes()));
+    }
+    let expect = |i: usize| match (i % 10, i) {
+        (3, _) => NO_BUCKET,
+        (7, _) | (_, 55) => INVALID,
+        _ => 0,
+    };
+    let put = c.put_list(elements.clone()).unwrap();
+    assert_eq!(put.len(), elements.len());
+    for (i, r) in put.iter().enumerate() {
+        let ok = r.what.as_deref() == Some("");
+        assert_eq!(ok, expect(i) == 0, "put element {i}: {r:?}");
+        if !ok {
+            assert_eq!(r.type_.map(|t| t.0), Some(expect(i)), "put element {i}");
+        }
+    }
+    let got = c.get_list(elements.clone()).unwrap();
+    for (i, r) in got.iter().enumerate() {
+        let element = r.element.as_ref().unwrap();
+        assert_eq!(element.key, elements[i].key, "getList keeps order");
+        let ex = r.ex.as_ref().unwrap();
+        if expect(i) == 0 {
+            assert_eq!(ex.what.as_deref(), Some(""), "{i}");
+            assert_eq!(element.value, elements[i].value, "{i}");
+        } else {
+            assert_eq!(ex.type_.map(|t| t.0), Some(expect(i)), "get element {i}");
+        }
+    }
+    let removed = c.remove_list(elements.clone()).unwrap();
+    assert_eq!(removed.len(), elements.len());
+    let got = c.get_list(elements.clone()).unwrap();
+    for (i, r) in got.iter().enumerate() {
+        let want = if expect(i) == 0 {
+            NO_SUCH_KEY
+        } else {
+            expect(i)
+        };
+        assert_eq!(
+            r.ex.as_ref().unwrap().type_.map(|t| t.0),
+            Some(want),
+            "after remove {i}"
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let cluster = cluster();
+    create(cluster, "badin", 1);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = server.client(Transport::Unframed, Protocol::Binary);
+    let b = || "badin".to_string();
+    for (name, err, want) in [
+        (
+            "sql bucket",
+            c.put("badin`; DROP TABLE host; --".into(), "k".into(), vec![1])
+                .unwrap_err(),
+            INVALID,
+        ),
+        (
+            "quote bucket",
+            c.get("x' OR '1'='1".into(), "k".into()).unwrap_err(),
+            INVALID,
+        ),
+        (
+            "unknown bucket",
+            c.put("directory".into(), "k".into(), vec![1]).unwrap_err(),
+            NO_BUCKET,
+        ),
+        (
+            "empty key",
+            c.put(b(), String::new(), vec![1]).unwrap_err(),
+            INVALID,
+        ),
+        (
+            "long key",
+            c.put(b(), "k".repeat(300), vec![1]).unwrap_err(),
+            INVALID,
+        ),
+        (
+            "big value",
+            c.put(b(), "k".into(), vec![0; (1 << 20) + 1]).unwrap_err(),
+            INVALID,
+        ),
+        (
+            "bad seed",
+            c.scan(b(), "m1:99999:zz".into(), 5).unwrap_err(),
+            INVALID,
+        ),
+        (
+            "count",
+            c.scan(b(), String::new(), -5).unwrap_err(),
+            INVALID,
+        ),
+    ] {
+        assert_eq!(exception_type(err), want, "{name}");
+    }
+    // An append past MYSQL_MAX_VALUES_SIZE is refused atomically and leaves the value alone.
+    c.put(b(), "grow".into(), vec![7; 1 << 20]).unwrap();
+    assert_eq!(
+        exception_type(c.append(b(), "grow".into(), vec![8]).unwrap_err()),
+        INVALID
+    );
+    assert_eq!(c.get(b(), "grow".into()).unwrap(), vec![7; 1 << 20]);
+    c.append(b(), "small".into(), b"ab".to_vec()).unwrap();
+    c.append(b(), "small".into(), b"cd".to_vec()).unwrap();
+    assert_eq!(c.get(b(), "small".into()).unwrap(), b"abcd");
+    // Nothing else was stored anywhere, and the directory is intact.
+    assert_eq!(walk(&mut c, "badin", 50).len(), 2);
+    let hosts = cluster.hosts[0].sql("SELECT COUNT(*) FROM thrudoc.host");
+    assert_eq!(hosts, vec![vec!["4".to_string()]]);
+}
+
+#[test]
+fn directory_changes_are_noticed_without_a_restart() {
+    let cluster = cluster();
+    create(cluster, "early", 1);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    assert!(!c.get_buckets().unwrap().contains(&"late".to_string()));
+    create(cluster, "late", 1);
+    let start = std::time::Instant::now();
+    common::wait_until(
+        Duration::from_secs(5),
+        "the new bucket to be served",
+        || c.get_buckets().unwrap().contains(&"late".to_string()),
+    );
+    eprintln!(
+        "new bucket served {:?} after create-tablename returned",
+        start.elapsed()
+    );
+    c.put("late".into(), "k".into(), b"v".to_vec()).unwrap();
+    let reply = c.admin("load_partitions".into(), String::new()).unwrap();
+    assert!(reply.contains("directory version"), "{reply}");
+}
+
+/// The store itself, not through the server: the same conformance suite the embedded store
+/// passes, against real MariaDB.
+#[tokio::test(flavor = "multi_thread")]
+async fn mysql_store_passes_the_store_contract() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        let c = cluster();
+        create(c, "contract", 2);
+        c
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "BACKEND = mysql\nMYSQL_MASTER_HOST = 127.0.0.1\nMYSQL_MASTER_PORT = {}\n\
+         MYSQL_DIRECTORY_DB = thrudoc\nMYSQL_USERNAME = thrudoc\nMYSQL_PASSWORD = pass\n",
+        cluster.hosts[0].port()
+    );
+    let config = thrudoc::config::Config::from_sources(&text, std::iter::empty()).unwrap();
+    let thrudoc::config::Backend::Mysql(mysql) = config.backend else {
+        panic!()
+    };
+    let store = thrudoc::store::mysql::MysqlStore::open(&mysql)
+        .await
+        .unwrap();
+    thrudoc::store::contract::check_store(&store, "contract").await;
+}
