@@ -527,3 +527,59 @@ async fn mysql_store_passes_the_store_contract() {
         .unwrap();
     thrudoc::store::contract::check_store(&store, "contract").await;
 }
+
+/// A partition listed in `partition_frozen` (what switchover does while it moves one) takes no
+/// writes, on any server, until it is unfrozen; reads go on.
+#[test]
+fn frozen_partitions_refuse_writes_and_keep_serving_reads() {
+    let cluster = cluster();
+    let h = &cluster.hosts;
+    create(cluster, "frozen", 1);
+    let parts = partitions(&h[0], "thrudoc", "frozen", &addrs(cluster));
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let keys: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+    for k in &keys {
+        c.put("frozen".into(), k.clone(), b"before".to_vec())
+            .unwrap();
+    }
+    let frozen = &parts[0];
+    h[0].sql(&format!(
+        "INSERT INTO thrudoc.partition_frozen VALUES ({}, 'switchover in progress', NOW());
+         INSERT INTO thrudoc.directory_version (id, version) VALUES (1, 1)
+             ON DUPLICATE KEY UPDATE version = version + 1",
+        frozen.id
+    ));
+    c.admin("load_partitions".into(), String::new()).unwrap();
+    let (inside, outside): (Vec<&String>, Vec<&String>) = keys
+        .iter()
+        .partition(|k| part_of(&parts, k).id == frozen.id);
+    assert!(!inside.is_empty() && !outside.is_empty());
+    for k in &inside {
+        let err = c
+            .put("frozen".into(), (*k).clone(), b"during".to_vec())
+            .unwrap_err();
+        assert_eq!(
+            exception_type(err),
+            thrudoc::gen::thrudoc::ExceptionType::READ_ONLY.0
+        );
+        assert_eq!(c.get("frozen".into(), (*k).clone()).unwrap(), b"before");
+    }
+    for k in &outside {
+        c.put("frozen".into(), (*k).clone(), b"during".to_vec())
+            .unwrap();
+    }
+    h[0].sql(&format!(
+        "DELETE FROM thrudoc.partition_frozen WHERE directory_id = {};
+         UPDATE thrudoc.directory_version SET version = version + 1",
+        frozen.id
+    ));
+    common::wait_until(
+        Duration::from_secs(5),
+        "the partition to take writes again",
+        || {
+            c.put("frozen".into(), inside[0].clone(), b"after".to_vec())
+                .is_ok()
+        },
+    );
+}

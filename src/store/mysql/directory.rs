@@ -47,6 +47,19 @@ pub const DIRECTORY_DDL: &[&str] = &[
         hash VARCHAR(16) NOT NULL,
         created_at DATETIME NOT NULL
     ) ENGINE=InnoDB",
+    // Partitions that take no writes for now (a planned switchover moving them); servers refuse
+    // writes to them with READ_ONLY.
+    "CREATE TABLE IF NOT EXISTS partition_frozen (
+        directory_id INT UNSIGNED NOT NULL PRIMARY KEY,
+        reason VARCHAR(255) NOT NULL,
+        frozen_at DATETIME NOT NULL
+    ) ENGINE=InnoDB",
+    // Partitions a manual failover moved off their home host, so switchover can take them back.
+    "CREATE TABLE IF NOT EXISTS partition_moved (
+        directory_id INT UNSIGNED NOT NULL PRIMARY KEY,
+        home_host_id INT UNSIGNED NOT NULL,
+        moved_at DATETIME NOT NULL
+    ) ENGINE=InnoDB",
     "CREATE TABLE IF NOT EXISTS directory_version (
         id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
         version BIGINT UNSIGNED NOT NULL
@@ -128,6 +141,8 @@ pub struct Partition {
     pub table_sql: String,
     /// The table's statements, formatted once per load.
     pub sql: Arc<Statements>,
+    /// Why writes are refused for now (`partition_frozen`), if they are.
+    pub frozen: Option<String>,
 }
 
 /// A bucket's live partitions, in order of `end`.
@@ -177,6 +192,7 @@ impl fmt::Display for Directory {
 #[derive(Debug, Clone)]
 pub struct PartitionRow {
     pub id: u64,
+    pub frozen: Option<String>,
     pub bucket: String,
     pub start: f64,
     pub end: f64,
@@ -225,6 +241,7 @@ impl Directory {
                             host_id: r.host_id,
                             db: r.db,
                             datatable: r.datatable,
+                            frozen: r.frozen,
                         })
                         .collect();
                     let ends = partitions.iter().map(|p| p.end).collect();
@@ -281,10 +298,20 @@ impl Directory {
             )
             .await
             .map_err(load_error)?;
+        let frozen: HashMap<u64, String> = match conn
+            .query::<(u64, String), _>("SELECT directory_id, reason FROM partition_frozen")
+            .await
+        {
+            Ok(rows) => rows.into_iter().collect(),
+            // An original directory has no such table: nothing is frozen.
+            Err(e) if is_missing_table(&e) => HashMap::new(),
+            Err(e) => return Err(load_error(e)),
+        };
         let rows = rows
             .into_iter()
             .map(
                 |(id, bucket, start, end, host_id, db, datatable)| PartitionRow {
+                    frozen: frozen.get(&id).cloned(),
                     id,
                     bucket,
                     start,
@@ -402,6 +429,7 @@ mod tests {
 
     fn row(id: u64, bucket: &str, start: f64, end: f64, host_id: u32) -> PartitionRow {
         PartitionRow {
+            frozen: None,
             id,
             bucket: bucket.into(),
             start,

@@ -337,6 +337,15 @@ impl MysqlStore {
         what: &str,
     ) -> Result<u64> {
         self.inner.check_lease()?;
+        if let Some(reason) = &part.frozen {
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!(
+                    "{what} refused: partition {} ({}) takes no writes for now: {reason}",
+                    part.id, part.datatable
+                ),
+            ));
+        }
         let master = routing.host(part.host_id)?;
         if !master.health.is_up() {
             let report = master.health.report();
