@@ -49,7 +49,10 @@ pub async fn serve(config: Config) -> Result<()> {
     })?;
     let local = listener.local_addr()?;
     // One plain line on stdout, so scripts and tests learn the port when SERVER_PORT = 0.
-    println!("thrudoc listening on {local}");
+    {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), "thrudoc listening on {local}");
+    }
     tracing::info!(%local, "listening");
     server::run(listener, service, config.server, shutdown_signal()).await
 }
@@ -104,11 +107,16 @@ fn init_logging(level: &str) {
 }
 
 fn print_check(file: &Path, config: &Config) {
-    println!("{}: configuration is valid", file.display());
-    for warning in &config.warnings {
-        println!("warning: {warning}");
-    }
-    println!("{config:#?}");
+    use std::io::Write as _;
     let documented: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
-    println!("known keys: {}", documented.join(" "));
+    let mut text = format!("{}: configuration is valid\n", file.display());
+    for warning in &config.warnings {
+        text.push_str(&format!("warning: {warning}\n"));
+    }
+    text.push_str(&format!(
+        "{config:#?}\nknown keys: {}\n",
+        documented.join(" ")
+    ));
+    // A closed pipe (`thrudoc --check | head`) is not an error worth a panic.
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }
