@@ -351,7 +351,15 @@ impl Service {
         let data_text = std::str::from_utf8(data).unwrap_or("");
         match op {
             "echo" => Ok(Bytes::copy_from_slice(data)),
-            "stats" => Ok(Bytes::from(self.stats())),
+            "stats" => {
+                // The store adds its own figures (host states of the MySQL backend).
+                let store = self
+                    .store
+                    .admin("stats", data_text)
+                    .await?
+                    .unwrap_or_default();
+                Ok(Bytes::from(self.stats() + &store))
+            }
             "status" => {
                 let store = self
                     .store

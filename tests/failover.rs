@@ -178,6 +178,14 @@ fn run_fault(
     let fault_at = Instant::now();
     fault();
     std::thread::sleep(Duration::from_secs(5));
+    // The state change is visible to operators.
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let stats = c.admin("stats".into(), String::new()).unwrap();
+    let down = format!("host.{}.up=0", setup.addrs[victim]);
+    assert!(
+        stats.contains(&down),
+        "{name}: stats lacks {down}:\n{stats}"
+    );
     recover();
     let recovered_at = Instant::now();
     let back = setup.wait_all_writable(server, Duration::from_secs(20));

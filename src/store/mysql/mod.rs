@@ -704,6 +704,7 @@ impl Store for MysqlStore {
                 Ok(Some(routing.directory.to_string()))
             }
             "status" => Ok(Some(status_text(&self.routing()))),
+            "stats" => Ok(Some(stats_text(&self.routing()))),
             _ => Ok(None),
         }
     }
@@ -804,6 +805,23 @@ fn parse_seed(bucket: &Bucket, seed: &[u8]) -> Result<(usize, Vec<u8>)> {
         ))
     })?;
     Ok((index, key))
+}
+
+/// `name=value` lines per host: up (1/0), seconds in that state, transitions so far.
+fn stats_text(routing: &Routing) -> String {
+    let mut out = format!("directory.version={}\n", routing.directory.version);
+    for route in routing.hosts.values() {
+        let r = route.health.report();
+        let _ = writeln!(
+            out,
+            "host.{a}.up={}\nhost.{a}.state_secs={:.1}\nhost.{a}.transitions={}",
+            u8::from(r.up),
+            r.for_secs,
+            r.transitions,
+            a = route.address
+        );
+    }
+    out
 }
 
 fn status_text(routing: &Routing) -> String {
