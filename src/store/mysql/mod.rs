@@ -566,31 +566,24 @@ impl Store for MysqlStore {
             .map(|e| (e.bucket.as_str(), &e.key[..]))
             .collect();
         let (groups, mut results) = group(&routing, &keys, |i| check_value(&entries[i].value, max));
-        let work = groups.into_iter().map(|(part, positions)| {
-            let routing = &routing;
-            let entries = &entries;
-            async move {
-                let mut outcomes = Vec::new();
-                for chunk in chunks(&positions, |i| entries[i].value.len()) {
-                    let mut params = Vec::with_capacity(chunk.len() * 2);
-                    for &i in chunk {
-                        params.push(bytes(&entries[i].key));
-                        params.push(bytes(&entries[i].value));
-                    }
-                    let stmt = sql::put_many(&part.table_sql, chunk.len());
-                    let r = self
-                        .write(routing, part, &stmt, Params::Positional(params), "putList")
-                        .await;
-                    outcomes.push((chunk.to_vec(), r.map(|_| ())));
+        let routing = &routing;
+        let outcomes = per_chunk(
+            groups,
+            |i| entries[i].value.len(),
+            |part, chunk| {
+                let params = chunk
+                    .iter()
+                    .flat_map(|&i| [bytes(&entries[i].key), bytes(&entries[i].value)])
+                    .collect();
+                let stmt = sql::put_many(&part.table_sql, chunk.len());
+                async move {
+                    let r = self.write(routing, part, &stmt, Params::Positional(params), "putList");
+                    r.await.map(|_| ())
                 }
-                outcomes
-            }
-        });
-        for (positions, outcome) in futures_util::future::join_all(work)
-            .await
-            .into_iter()
-            .flatten()
-        {
+            },
+        )
+        .await;
+        for (positions, outcome) in outcomes {
             for i in positions {
                 results[i] = clone_result(&outcome);
             }
@@ -610,33 +603,27 @@ impl Store for MysqlStore {
             .enumerate()
             .map(|(i, r)| r.and_then(|()| Err(no_such_key(&keys[i].bucket, &keys[i].key))))
             .collect();
-        let work = groups.into_iter().map(|(part, positions)| {
-            let routing = &routing;
-            let keys = &keys;
-            async move {
-                let mut outcomes = Vec::new();
-                for chunk in chunks(&positions, |_| 0) {
-                    let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
-                    let stmt = sql::get_many(&part.table_sql, chunk.len());
-                    let r = self
-                        .read::<(Vec<u8>, Vec<u8>)>(
-                            routing,
-                            part,
-                            &stmt,
-                            Params::Positional(params),
-                            "getList",
-                        )
-                        .await;
-                    outcomes.push((chunk.to_vec(), r));
+        let routing = &routing;
+        let outcomes = per_chunk(
+            groups,
+            |_| 0,
+            |part, chunk| {
+                let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+                let stmt = sql::get_many(&part.table_sql, chunk.len());
+                async move {
+                    let r = self.read::<(Vec<u8>, Vec<u8>)>(
+                        routing,
+                        part,
+                        &stmt,
+                        Params::Positional(params),
+                        "getList",
+                    );
+                    r.await
                 }
-                outcomes
-            }
-        });
-        for (positions, outcome) in futures_util::future::join_all(work)
-            .await
-            .into_iter()
-            .flatten()
-        {
+            },
+        )
+        .await;
+        for (positions, outcome) in outcomes {
             match outcome {
                 Ok(rows) => {
                     let found: HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
@@ -663,33 +650,27 @@ impl Store for MysqlStore {
             .map(|k| (k.bucket.as_str(), &k.key[..]))
             .collect();
         let (groups, mut results) = group(&routing, &refs, |_| Ok(()));
-        let work = groups.into_iter().map(|(part, positions)| {
-            let routing = &routing;
-            let keys = &keys;
-            async move {
-                let mut outcomes = Vec::new();
-                for chunk in chunks(&positions, |_| 0) {
-                    let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
-                    let stmt = sql::remove_many(&part.table_sql, chunk.len());
-                    let r = self
-                        .write(
-                            routing,
-                            part,
-                            &stmt,
-                            Params::Positional(params),
-                            "removeList",
-                        )
-                        .await;
-                    outcomes.push((chunk.to_vec(), r.map(|_| ())));
+        let routing = &routing;
+        let outcomes = per_chunk(
+            groups,
+            |_| 0,
+            |part, chunk| {
+                let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+                let stmt = sql::remove_many(&part.table_sql, chunk.len());
+                async move {
+                    let r = self.write(
+                        routing,
+                        part,
+                        &stmt,
+                        Params::Positional(params),
+                        "removeList",
+                    );
+                    r.await.map(|_| ())
                 }
-                outcomes
-            }
-        });
-        for (positions, outcome) in futures_util::future::join_all(work)
-            .await
-            .into_iter()
-            .flatten()
-        {
+            },
+        )
+        .await;
+        for (positions, outcome) in outcomes {
             for i in positions {
                 results[i] = clone_result(&outcome);
             }
@@ -742,6 +723,32 @@ fn group<'a>(
         }
     }
     (groups, results)
+}
+
+/// Runs `run` on each statement-sized chunk of each group: the chunks of one partition one
+/// after another (so a batch's writes to one key keep their order), the partitions all at once.
+/// Returns each chunk's positions with its outcome.
+async fn per_chunk<'a, T, Fut>(
+    groups: Vec<Group<'a>>,
+    size: impl Fn(usize) -> usize,
+    run: impl Fn(&'a Partition, &[usize]) -> Fut,
+) -> Vec<(Vec<usize>, Result<T>)>
+where
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let (run, size) = (&run, &size);
+    let work = groups.into_iter().map(|(part, positions)| async move {
+        let mut outcomes = Vec::new();
+        for chunk in chunks(&positions, size) {
+            outcomes.push((chunk.to_vec(), run(part, chunk).await));
+        }
+        outcomes
+    });
+    futures_util::future::join_all(work)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Splits `positions` into statement-sized chunks by row count and value bytes.
