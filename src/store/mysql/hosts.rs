@@ -121,12 +121,41 @@ impl Pools {
     }
 }
 
-/// A failure talking to a host, and whether it says the host itself is gone (refused, reset,
-/// timed out: the things that make failover move) rather than refusing one statement.
+/// A failure talking to a host, and what it says about the host.
 #[derive(Debug)]
 pub struct HostError {
     pub error: Error,
-    pub host_down: bool,
+    pub cause: Cause,
+}
+
+/// What a failure says about the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The connection was refused, reset or closed: the host is gone. Mark it DOWN at once.
+    Lost,
+    /// No answer in time. Under load a live host can be slow, so this alone does not mark it
+    /// DOWN (the probes decide); a read may still try the sibling.
+    Slow,
+    /// The host answered and refused the statement.
+    Refused,
+    /// A deadlock or lock wait timeout: the statement was rolled back, so trying it again is
+    /// safe.
+    RolledBack,
+}
+
+impl HostError {
+    /// True when the operation may be tried on the sibling (reads only).
+    pub fn try_elsewhere(&self) -> bool {
+        matches!(self.cause, Cause::Lost | Cause::Slow)
+    }
+}
+
+fn cause_of(e: &mysql_async::Error) -> Cause {
+    match e {
+        _ if is_connection_level(e) => Cause::Lost,
+        mysql_async::Error::Server(s) if matches!(s.code, 1213 | 1205) => Cause::RolledBack,
+        _ => Cause::Refused,
+    }
 }
 
 impl From<HostError> for Error {
@@ -145,13 +174,13 @@ pub async fn connect(
     match tokio::time::timeout(settings.connect_timeout, pool.get_conn()).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err(e)) => {
-            let host_down = is_connection_level(&e);
+            let cause = cause_of(&e);
             let mut error = classify(e, Access::Read).context(format!("connecting to {address}"));
-            if host_down {
+            if cause == Cause::Lost {
                 // Nothing was sent: whatever the statement, it did not happen.
                 error = Error::new(ErrorKind::Unavailable, error.to_string());
             }
-            Err(HostError { error, host_down })
+            Err(HostError { error, cause })
         }
         Err(_) => Err(HostError {
             error: Error::new(
@@ -161,7 +190,7 @@ pub async fn connect(
                     settings.connect_timeout.as_millis()
                 ),
             ),
-            host_down: true,
+            cause: Cause::Slow,
         }),
     }
 }
@@ -177,10 +206,10 @@ pub async fn timed<T>(
     match tokio::time::timeout(settings.query_timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
-            let host_down = is_connection_level(&e);
+            let cause = cause_of(&e);
             Err(HostError {
                 error: classify(e, access).context(what()),
-                host_down,
+                cause,
             })
         }
         Err(_) => {
@@ -200,7 +229,7 @@ pub async fn timed<T>(
             };
             Err(HostError {
                 error,
-                host_down: true,
+                cause: Cause::Slow,
             })
         }
     }

@@ -34,7 +34,7 @@ use mysql_async::{Params, Pool, Value};
 
 use self::directory::{Bucket, Directory, Partition};
 use self::health::{Health, HealthSettings, HostHealth};
-use self::hosts::{connect, timed, Access, HostError, HostSettings, Pools};
+use self::hosts::{connect, timed, Access, Cause, HostError, HostSettings, Pools};
 use super::{Entry, KeyRef, ScanPage, Store};
 use crate::config::MysqlConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -45,6 +45,9 @@ const SEED_PREFIX: &str = "m1:";
 /// Most rows in one multi-row statement of a batch, and most bytes of values in it (well
 /// under MariaDB's default 16 MiB `max_allowed_packet`).
 const BATCH_ROWS: usize = 1000;
+
+/// Tries of a write that InnoDB rolls back for a deadlock or a lock wait timeout.
+const WRITE_ATTEMPTS: u32 = 3;
 const BATCH_BYTES: usize = 4 << 20;
 
 /// How a request reaches one host: its pool, its health, its sibling.
@@ -358,22 +361,30 @@ impl MysqlStore {
                 ),
             ));
         }
-        let result = async {
-            let mut conn = connect(&master.pool, &self.inner.settings, &master.address).await?;
-            timed(
-                &self.inner.settings,
-                Access::Write,
-                || describe(part, &master.address, what),
-                async {
-                    conn.exec_drop(stmt, params).await?;
-                    Ok(conn.affected_rows())
-                },
-            )
-            .await
-        }
-        .await;
+        let mut attempt = 1;
+        let result = loop {
+            let result = async {
+                let mut conn = connect(&master.pool, &self.inner.settings, &master.address).await?;
+                timed(
+                    &self.inner.settings,
+                    Access::Write,
+                    || describe(part, &master.address, what),
+                    async {
+                        conn.exec_drop(stmt, params.clone()).await?;
+                        Ok(conn.affected_rows())
+                    },
+                )
+                .await
+            }
+            .await;
+            match result {
+                // InnoDB rolled the statement back: nothing happened, so it can run again.
+                Err(e) if e.cause == Cause::RolledBack && attempt < WRITE_ATTEMPTS => attempt += 1,
+                other => break other,
+            }
+        };
         result.map_err(|e| {
-            if e.host_down {
+            if e.cause == Cause::Lost {
                 master.health.suspect(&e.error.to_string());
             }
             e.error
@@ -400,13 +411,15 @@ impl MysqlStore {
                 r = attempt => r,
                 () = master.health.wait_down() => Err(HostError {
                     error: Error::new(ErrorKind::Unavailable, format!("{} went down", master.address)),
-                    host_down: true,
+                    cause: Cause::Lost,
                 }),
             };
             match outcome {
                 Ok(rows) => return Ok(rows),
-                Err(e) if e.host_down => {
-                    master.health.suspect(&e.error.to_string());
+                Err(e) if e.try_elsewhere() => {
+                    if e.cause == Cause::Lost {
+                        master.health.suspect(&e.error.to_string());
+                    }
                     e.error.to_string()
                 }
                 Err(e) => return Err(e.error),
@@ -566,6 +579,7 @@ impl Store for MysqlStore {
             .map(|e| (e.bucket.as_str(), &e.key[..]))
             .collect();
         let (groups, mut results) = group(&routing, &keys, |i| check_value(&entries[i].value, max));
+        let groups = in_key_order(groups, &keys);
         let routing = &routing;
         let outcomes = per_chunk(
             groups,
@@ -723,6 +737,16 @@ fn group<'a>(
         }
     }
     (groups, results)
+}
+
+/// Sorts each group's elements by key, keeping the order of equal keys (so the last write of
+/// a key still wins). Multi-row statements that lock rows in one global order cannot deadlock
+/// each other; in arrival order, concurrent batches do.
+fn in_key_order<'a>(mut groups: Vec<Group<'a>>, keys: &[(&str, &[u8])]) -> Vec<Group<'a>> {
+    for (_, positions) in &mut groups {
+        positions.sort_by(|&a, &b| keys[a].1.cmp(keys[b].1));
+    }
+    groups
 }
 
 /// Runs `run` on each statement-sized chunk of each group: the chunks of one partition one
