@@ -26,11 +26,13 @@
 //! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
 //! - [`admin`]: the `thrudoc-admin` tool (create-tablename, list, status) for the MySQL backend.
+//! - [`bench`]: the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
 //!
 //! Binaries in `src/bin/` only parse their command line and call into this library.
 
 pub mod admin;
 pub mod app;
+pub mod bench;
 pub mod client;
 pub mod codec;
 pub mod config;
