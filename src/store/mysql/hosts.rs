@@ -67,7 +67,12 @@ impl HostSettings {
         let opts = self.builder(hostname, port).pool_opts(
             PoolOpts::default()
                 .with_constraints(constraints)
-                .with_inactive_connection_ttl(Duration::from_secs(60)),
+                .with_inactive_connection_ttl(Duration::from_secs(60))
+                // The default resets every connection returned to the pool: one more round
+                // trip per request, and the reset drops the prepared statements, so each
+                // request prepared its statement again. Nothing here changes session state
+                // (no transactions are left open, no variables are set after `setup`).
+                .with_reset_connection(false),
         );
         Pool::new(Opts::from(opts))
     }
@@ -82,7 +87,7 @@ impl HostSettings {
             .prefer_socket(false)
             .tcp_nodelay(true)
             .stmt_cache_size(STATEMENT_CACHE)
-            .init(vec![SESSION_INIT])
+            .setup(vec![SESSION_INIT])
     }
 }
 
