@@ -27,6 +27,7 @@ pub fn main(file: &Path, check: bool) -> Result<()> {
     for warning in &config.warnings {
         tracing::warn!("{}: {warning}", file.display());
     }
+    raise_open_file_limit(config.server.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("thrudoc")
@@ -77,6 +78,36 @@ async fn open_store(backend: &Backend) -> Result<Arc<dyn Store>> {
                 .map_err(|e| e.context("starting the mysql backend"))?;
             Ok(Arc::new(store))
         }
+    }
+}
+
+/// Each client connection is a descriptor, as are the pools' connections and the store's files:
+/// raise the soft limit towards the hard one so MAX_CONNECTIONS clients fit, and say when they
+/// cannot.
+fn raise_open_file_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    let wanted = max_connections as u64 + 1024;
+    let current = limit.current.unwrap_or(u64::MAX);
+    if current >= wanted {
+        return;
+    }
+    let target = limit.maximum.map_or(wanted, |hard| hard.min(wanted));
+    let raised = rustix::process::Rlimit {
+        current: Some(target),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) if target >= wanted => {
+            tracing::info!(from = current, to = target, "raised the open-file limit")
+        }
+        Ok(()) => tracing::warn!(
+            limit = target,
+            max_connections,
+            "the open-file limit (hard limit) is below MAX_CONNECTIONS plus room for the store; \
+             raise it (ulimit -Hn) or lower MAX_CONNECTIONS"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
 
