@@ -216,9 +216,20 @@ impl Inner {
             async { Ok(Directory::load(&mut conn).await) },
         )
         .await??;
-        self.confirm();
         let current = self.routing.load();
         if current.directory == directory {
+            self.confirm();
+            return Ok(self.routing.load_full());
+        }
+        if !supersedes(directory.version, current.directory.version)
+            && !current.directory.hosts.is_empty()
+        {
+            tracing::warn!(
+                from,
+                loaded = directory.version,
+                current = current.directory.version,
+                "ignoring an older directory (its host has not caught up with a change yet)"
+            );
             return Ok(self.routing.load_full());
         }
         let hosts = directory
@@ -246,6 +257,7 @@ impl Inner {
         );
         let routing = Arc::new(Routing { directory, hosts });
         self.routing.store(routing.clone());
+        self.confirm();
         Ok(routing)
     }
 
@@ -258,8 +270,26 @@ impl Inner {
             async { Ok(Directory::poll_version(&mut conn).await) },
         )
         .await??;
-        self.confirm();
-        Ok(version != self.routing.load().directory.version)
+        let current = self.routing.load().directory.version;
+        // Renew the lease only when what this server routes by is still current; a moved
+        // version renews it through the reload, once that has succeeded.
+        if !supersedes(version, current) {
+            self.confirm();
+        }
+        Ok(supersedes(version, current))
+    }
+}
+
+/// True when a directory at version `new` should replace one at `current`. Versions only go
+/// forward: a directory master that comes back without the changes its sibling took while it
+/// was away must not roll servers back. (An original directory has no counter; its
+/// fingerprints, marked by the top bit, are only compared for change.)
+fn supersedes(new: u64, current: u64) -> bool {
+    const FINGERPRINT: u64 = 1 << 63;
+    if new & FINGERPRINT != 0 || current & FINGERPRINT != 0 {
+        new != current
+    } else {
+        new > current
     }
 }
 
@@ -899,6 +929,22 @@ fn status_text(routing: &Routing) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directory_versions_only_go_forward() {
+        assert!(supersedes(8, 7));
+        assert!(
+            !supersedes(7, 8),
+            "an older directory never replaces a newer one"
+        );
+        assert!(!supersedes(7, 7));
+        let (a, b) = ((1 << 63) | 5, (1 << 63) | 9);
+        assert!(
+            supersedes(a, b) && supersedes(b, a),
+            "fingerprints compare for change"
+        );
+        assert!(!supersedes(a, a));
+    }
 
     #[test]
     fn chunks_split_by_rows_and_bytes() {
