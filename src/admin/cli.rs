@@ -1,8 +1,9 @@
 //! The `thrudoc-admin` command line: clap definitions, turning flags into the options of each
 //! command, and exit codes (0: done; 1: failed; 2: refused, nothing changed: a bad flag, an
-//! existing bucket, a conflicting pairing, a login without the rights needed).
+//! existing bucket, a conflicting pairing, a login without the rights needed). `verify` has its
+//! own: 0 all equal, 1 a partition differs, 2 a host could not be reached.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,9 +11,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::create::{self, CreateOptions};
+use super::failover::{self, FailoverOptions, SwitchoverOptions};
 use super::list::{self, ListOptions};
 use super::sql::{HostAddr, Login};
 use super::status::{self, StatusOptions};
+use super::verify::{self, VerifyOptions};
 use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -42,6 +45,30 @@ pub enum Command {
     /// Exits 0 even when hosts are down (that is what it reports); fails only when the
     /// directory itself cannot be read.
     Status(StatusArgs),
+    /// Make a master's sibling the master of all its partitions (unplanned failover).
+    ///
+    /// When the host answers, it is fenced first (SET GLOBAL read_only = ON: the service account
+    /// can write nothing more there) and the sibling must apply everything it committed; when it
+    /// does not answer, the sibling must apply everything it received from it (writes the host
+    /// acknowledged but never sent are lost unless semi-synchronous replication was on). A
+    /// sibling that does not catch up within --catch-up-timeout is refused unless --force. Then
+    /// one directory transaction moves the partitions and records their home in
+    /// partition_moved. The host must stay read_only until `switchover` returns them.
+    Failover(FailoverArgs),
+    /// Return the partitions a failover moved off a host to it (planned).
+    ///
+    /// The host must answer and replicate from its sibling. The partitions are frozen (servers
+    /// refuse their writes); after --lease-ms + --query-timeout-ms + --margin-ms every server
+    /// has stopped writing them; once the host has applied everything the sibling committed it
+    /// is made writable (read_only = OFF) and one directory transaction moves the partitions
+    /// back. If the host does not catch up in time, the partitions are unfrozen and stay where
+    /// they are. Writes to them are refused for the duration.
+    Switchover(SwitchoverArgs),
+    /// Compare each partition of a bucket on its master and its sibling (rows and CHECKSUM TABLE).
+    ///
+    /// Waits for the sibling to apply what the master committed first. Exits 0 when every
+    /// partition is equal, 1 when any differs (listed), 2 when a host cannot be reached.
+    Verify(VerifyArgs),
 }
 
 /// How to reach the directory master as root; shared by every subcommand.
@@ -125,6 +152,72 @@ pub struct StatusArgs {
     pub probe_timeout: Duration,
 }
 
+/// Flags of `failover`.
+#[derive(Args, Debug)]
+pub struct FailoverArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The master whose partitions move to its sibling, as the directory records it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub host: String,
+    /// Promote the sibling even when it has not applied everything of the host within
+    /// --catch-up-timeout, or the host answers but cannot be fenced.
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds the sibling may take to apply what the host committed (or, when the host is
+    /// down, what it received from it).
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub catch_up_timeout: Duration,
+    /// Seconds the host gets to answer before it counts as unreachable (and is not fenced).
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
+    pub probe_timeout: Duration,
+}
+
+/// Flags of `switchover`.
+#[derive(Args, Debug)]
+pub struct SwitchoverArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The home host that takes back the partitions a failover moved off it.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub host: String,
+    /// The servers' MYSQL_DIRECTORY_LEASE_MS: a server that cannot read the directory for this
+    /// long stops writing.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub lease_ms: u64,
+    /// The servers' MYSQL_QUERY_TIMEOUT_MS: how long a write already sent may still run (not
+    /// this tool's --query-timeout).
+    #[arg(long, value_name = "MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub query_timeout_ms: u64,
+    /// Added to the wait after the freeze: the servers' MYSQL_CONNECT_TIMEOUT_MS and slack.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub margin_ms: u64,
+    /// Seconds the host may take to apply everything its sibling committed; past it the
+    /// partitions are unfrozen and stay on the sibling.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    pub catch_up_timeout: Duration,
+}
+
+/// Flags of `verify`.
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// The bucket whose partitions are compared.
+    #[arg(long, value_name = "BUCKET")]
+    pub tablename: String,
+    /// Only this partition (its directory id, as `list --tablename` shows).
+    #[arg(long, value_name = "ID")]
+    pub partition: Option<u64>,
+    /// Seconds a sibling may take to apply what its master committed, per partition.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    pub catch_up_timeout: Duration,
+    /// Times a difference is compared again (after the sibling catches up once more) before it
+    /// is reported: writes in flight make copies differ for a moment.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+}
+
 fn secret(value: &str) -> std::result::Result<Secret, String> {
     Ok(Secret::new(value))
 }
@@ -199,8 +292,9 @@ impl CreateArgs {
 }
 
 impl Cli {
-    /// Runs the command, writing its report to `out`.
-    pub async fn run(&self, out: &mut dyn Write) -> Result<()> {
+    /// Runs the command, writing its report to `out`; the exit status when it did not fail.
+    pub async fn run(&self, out: &mut dyn Write) -> Result<u8> {
+        let tty = std::io::stdout().is_terminal();
         match &self.command {
             Command::CreateTablename(args) => {
                 create::run(&args.options()?, out).await?;
@@ -223,8 +317,57 @@ impl Cli {
                 };
                 status::run(&opts, out).await?;
             }
+            Command::Failover(args) => {
+                let opts = FailoverOptions {
+                    master: args.connection.master()?,
+                    database: args.connection.database.clone(),
+                    root: args.connection.login()?,
+                    host: HostAddr::parse(&args.host).map_err(|e| e.context("--host"))?,
+                    force: args.force,
+                    catch_up_timeout: args.catch_up_timeout,
+                    probe_timeout: args.probe_timeout,
+                    tty,
+                };
+                failover::failover(&opts, out).await?;
+            }
+            Command::Switchover(args) => {
+                let opts = SwitchoverOptions {
+                    master: args.connection.master()?,
+                    database: args.connection.database.clone(),
+                    root: args.connection.login()?,
+                    host: HostAddr::parse(&args.host).map_err(|e| e.context("--host"))?,
+                    lease: Duration::from_millis(args.lease_ms),
+                    server_query_timeout: Duration::from_millis(args.query_timeout_ms),
+                    margin: Duration::from_millis(args.margin_ms),
+                    catch_up_timeout: args.catch_up_timeout,
+                    tty,
+                };
+                failover::switchover(&opts, out).await?;
+            }
+            Command::Verify(args) => {
+                let opts = VerifyOptions {
+                    master: args.connection.master()?,
+                    database: args.connection.database.clone(),
+                    root: args.connection.login()?,
+                    tablename: args.tablename.clone(),
+                    partition: args.partition,
+                    catch_up_timeout: args.catch_up_timeout,
+                    retries: args.retries,
+                    tty,
+                };
+                return Ok(verify::run(&opts, out).await?.exit_code());
+            }
         }
-        Ok(())
+        Ok(0)
+    }
+
+    /// The exit status for an error of this command: [`exit_code`], except that for `verify`
+    /// a host that cannot be reached (the directory's included) is 2.
+    pub fn exit_code(&self, e: &Error) -> u8 {
+        match (&self.command, e.kind()) {
+            (Command::Verify(_), ErrorKind::Unavailable) => 2,
+            _ => exit_code(e),
+        }
     }
 }
 
@@ -253,7 +396,10 @@ pub fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match runtime.block_on(cli.run(&mut out)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => {
+            let _ = out.flush();
+            ExitCode::from(code)
+        }
         Err(e) => {
             let _ = out.flush();
             let broken_pipe = std::error::Error::source(&e)
@@ -264,7 +410,7 @@ pub fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
             eprintln!("thrudoc-admin: {} ({})", e, e.kind());
-            ExitCode::from(exit_code(&e))
+            ExitCode::from(cli.exit_code(&e))
         }
     }
 }
@@ -329,6 +475,47 @@ mod tests {
             let mut argv = vec!["thrudoc-admin", "create-tablename", "--tablename=data"];
             argv.extend(both);
             assert!(Cli::try_parse_from(argv).is_err(), "{both:?}");
+        }
+    }
+
+    #[test]
+    fn failover_switchover_and_verify_have_their_defaults() {
+        let cli = Cli::try_parse_from(["thrudoc-admin", "failover", "--host=db1:3307"]).unwrap();
+        let Command::Failover(args) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(args.catch_up_timeout, Duration::from_secs(30));
+        assert_eq!(args.probe_timeout, Duration::from_secs(2));
+        assert!(!args.force);
+        let cli = Cli::try_parse_from(["thrudoc-admin", "switchover", "--host=db1"]).unwrap();
+        let Command::Switchover(args) = cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(
+            (args.lease_ms, args.query_timeout_ms, args.margin_ms),
+            (5000, 3000, 1000)
+        );
+        assert_eq!(args.catch_up_timeout, Duration::from_secs(60));
+        let cli = Cli::try_parse_from(["thrudoc-admin", "verify", "--tablename=t"]).unwrap();
+        let Command::Verify(args) = &cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!((args.partition, args.retries), (None, 2));
+        assert_eq!(
+            cli.exit_code(&Error::new(ErrorKind::Unavailable, "down")),
+            2
+        );
+        for bad in [
+            &["thrudoc-admin", "failover"][..],
+            &["thrudoc-admin", "switchover", "--host=h", "--lease-ms=0"],
+            &[
+                "thrudoc-admin",
+                "verify",
+                "--tablename=t",
+                "--catch-up-timeout=0",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -10,13 +10,20 @@
 //!   partitions and their datatables, committed in one directory transaction.
 //! - [`list`]: `list`: buckets and one bucket's partitions, as a server would load them.
 //! - [`status`]: `status`: each host's reachability, replication and partition count.
+//! - [`failover`]: `failover`, a master's partitions to its sibling with the master fenced
+//!   first, and `switchover`, their planned return: frozen, caught up, moved back.
+//! - [`verify`]: `verify`: each partition's rows and checksum on master and sibling.
+//! - [`replica`]: GTID positions, waiting for replication, replication state, `read_only`.
 //! - [`sql`]: host addresses, root logins, and statements under deadlines, so a dead or hung
 //!   host gives an error naming it, never a hang.
 //! - [`table`]: the plain-text tables of the output.
 
 pub mod cli;
 pub mod create;
+pub mod failover;
 pub mod list;
+pub mod replica;
 pub mod sql;
 pub mod status;
 pub mod table;
+pub mod verify;
