@@ -125,6 +125,29 @@ impl Direct {
         })
     }
 
+    /// Writes `key<TAB>host<TAB>port<TAB>db.table` for the bench keys `0..keys`, placed with the
+    /// store's own code.
+    pub fn dump_placement(&self, path: &Path, keys: u64) -> Result<()> {
+        use std::io::Write as _;
+        let file = std::fs::File::create(path)
+            .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))?;
+        let mut out = std::io::BufWriter::new(file);
+        for i in 0..keys {
+            let key = crate::bench::workload::key(i);
+            let part = &self.shared.bucket.partitions[self.shared.bucket.locate(key.as_bytes())];
+            let address = self
+                .shared
+                .pools
+                .get(&part.host_id)
+                .map_or("?:0", |(a, _)| a.as_str());
+            let (host, port) = address.rsplit_once(':').unwrap_or((address, "0"));
+            writeln!(out, "{key}\t{host}\t{port}\t{}.{}", part.db, part.datatable)
+                .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))?;
+        }
+        out.flush()
+            .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))
+    }
+
     /// `N partitions on M hosts, pool of P per host`.
     pub fn describe(&self) -> String {
         format!(

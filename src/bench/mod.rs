@@ -92,6 +92,11 @@ pub struct Options {
     /// of this thrudoc.conf (BACKEND = mysql; the server's own conf) and print the ratio.
     #[arg(long, value_name = "FILE")]
     pub direct_mysql_conf: Option<PathBuf>,
+    /// With --direct-mysql-conf: write where each bench key lives, one `key<TAB>host<TAB>port
+    /// <TAB>db.table` line per key, for an independent load generator (scripts/bench runs
+    /// sysbench with it).
+    #[arg(long, value_name = "FILE", requires = "direct_mysql_conf")]
+    pub dump_placement: Option<PathBuf>,
     /// Seed of the random keys, values and operation mix.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
@@ -256,6 +261,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         Some(conf) => Some(direct::Direct::open(conf, &w.bucket, w.clients)?),
         None => None,
     };
+    if let (Some(path), Some(d)) = (&opts.dump_placement, &direct) {
+        d.dump_placement(path, w.keys)?;
+        eprintln!("placement of {} keys written to {}", w.keys, path.display());
+    }
 
     let rss = || opts.server_pid.and_then(system::rss_kib);
     let mut memory = Memory {
