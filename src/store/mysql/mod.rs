@@ -670,10 +670,12 @@ impl Store for MysqlStore {
         for (positions, outcome) in outcomes {
             match outcome {
                 Ok(rows) => {
-                    let found: HashMap<Vec<u8>, Vec<u8>> = rows.into_iter().collect();
+                    // Values move into Bytes once; a key asked for twice shares its value.
+                    let found: HashMap<Vec<u8>, Bytes> =
+                        rows.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect();
                     for i in positions {
                         if let Some(v) = found.get(&keys[i].key[..]) {
-                            results[i] = Ok(Bytes::copy_from_slice(v));
+                            results[i] = Ok(v.clone());
                         }
                     }
                 }
