@@ -15,6 +15,7 @@
 //! not answer, at start-up, every `MYSQL_DIRECTORY_POLL_MS` (a cheap version check; a full load
 //! only when the version moved) and on `admin("load_partitions")`.
 
+pub mod coalesce;
 pub mod directory;
 pub mod health;
 pub mod hosts;
@@ -32,6 +33,7 @@ use bytes::Bytes;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Params, Pool, Value};
 
+use self::coalesce::{size_class, PendingGet, PendingPut, Queue};
 use self::directory::{Bucket, Directory, Partition};
 use self::health::{Health, HealthSettings, HostHealth};
 use self::hosts::{connect, timed, Access, Cause, HostError, HostSettings, Pools};
@@ -62,9 +64,43 @@ pub struct HostRoute {
 pub struct Routing {
     pub directory: Directory,
     pub hosts: BTreeMap<u32, HostRoute>,
+    /// Each live partition's place in `directory` (bucket, index) and its coalescing queue.
+    partitions: HashMap<u64, (String, usize, Arc<Queue>)>,
 }
 
 impl Routing {
+    fn new(directory: Directory, hosts: BTreeMap<u32, HostRoute>, previous: &Routing) -> Routing {
+        let mut partitions = HashMap::new();
+        for (name, bucket) in &directory.buckets {
+            for (i, part) in bucket.partitions.iter().enumerate() {
+                // Keep a partition's queue across reloads: requests may be waiting in it.
+                let queue = previous
+                    .partitions
+                    .get(&part.id)
+                    .map_or_else(|| Arc::new(Queue::default()), |(_, _, q)| q.clone());
+                partitions.insert(part.id, (name.clone(), i, queue));
+            }
+        }
+        Routing {
+            directory,
+            hosts,
+            partitions,
+        }
+    }
+
+    /// The live partition with directory id `id`.
+    fn partition(&self, id: u64) -> Option<&Partition> {
+        let (bucket, i, _) = self.partitions.get(&id)?;
+        self.directory.buckets.get(bucket)?.partitions.get(*i)
+    }
+
+    fn queue(&self, id: u64) -> Result<Arc<Queue>> {
+        self.partitions
+            .get(&id)
+            .map(|(_, _, q)| q.clone())
+            .ok_or_else(|| Error::internal(format!("no queue for partition {id}")))
+    }
+
     fn host(&self, host_id: u32) -> Result<&HostRoute> {
         self.hosts
             .get(&host_id)
@@ -113,6 +149,7 @@ impl MysqlStore {
             routing: ArcSwap::from_pointee(Routing {
                 directory: Directory::default(),
                 hosts: BTreeMap::new(),
+                partitions: HashMap::new(),
             }),
             pools: Pools::default(),
             health,
@@ -255,7 +292,7 @@ impl Inner {
             new_version = directory.version,
             "directory loaded"
         );
-        let routing = Arc::new(Routing { directory, hosts });
+        let routing = Arc::new(Routing::new(directory, hosts, &current));
         self.routing.store(routing.clone());
         self.confirm();
         Ok(routing)
@@ -355,7 +392,7 @@ fn describe(part: &Partition, address: &str, what: &str) -> String {
     )
 }
 
-impl MysqlStore {
+impl Inner {
     /// Runs `stmt` with `params` on `part`'s master, returning the affected row count.
     ///
     /// Refused at once (READ_ONLY, nothing attempted) while the master is DOWN or the directory
@@ -369,7 +406,7 @@ impl MysqlStore {
         params: Params,
         what: &str,
     ) -> Result<u64> {
-        self.inner.check_lease()?;
+        self.check_lease()?;
         if let Some(reason) = &part.frozen {
             return Err(Error::new(
                 ErrorKind::ReadOnly,
@@ -394,9 +431,9 @@ impl MysqlStore {
         let mut attempt = 1;
         let result = loop {
             let result = async {
-                let mut conn = connect(&master.pool, &self.inner.settings, &master.address).await?;
+                let mut conn = connect(&master.pool, &self.settings, &master.address).await?;
                 timed(
-                    &self.inner.settings,
+                    &self.settings,
                     Access::Write,
                     || describe(part, &master.address, what),
                     async {
@@ -494,9 +531,9 @@ impl MysqlStore {
     where
         T: mysql_async::prelude::FromRow + Send + 'static,
     {
-        let mut conn = connect(&host.pool, &self.inner.settings, &host.address).await?;
+        let mut conn = connect(&host.pool, &self.settings, &host.address).await?;
         timed(
-            &self.inner.settings,
+            &self.settings,
             Access::Read,
             || describe(part, &host.address, what),
             conn.exec(stmt, params),
@@ -519,21 +556,28 @@ impl Store for MysqlStore {
         check_value(&value, self.inner.config.max_value_size)?;
         let routing = self.routing();
         let part = locate(&routing, bucket, &key)?;
-        let params = Params::Positional(vec![bytes(&key), bytes(&value)]);
-        self.write(&routing, part, &part.sql.put, params, "put")
-            .await?;
-        Ok(())
+        let queue = routing.queue(part.id)?;
+        let (reply, done) = tokio::sync::oneshot::channel();
+        if queue.push_put(PendingPut { key, value, reply }) {
+            tokio::spawn(drain_puts(self.inner.clone(), queue, part.id));
+        }
+        done.await
+            .map_err(|_| Error::internal("a coalesced put was dropped unanswered"))?
     }
 
     async fn get(&self, bucket: &str, key: Bytes) -> Result<Bytes> {
         let routing = self.routing();
         let part = locate(&routing, bucket, &key)?;
-        let params = Params::Positional(vec![bytes(&key)]);
-        let mut rows: Vec<Vec<u8>> = self
-            .read(&routing, part, &part.sql.get, params, "get")
-            .await?;
-        rows.pop()
-            .map(Bytes::from)
+        let queue = routing.queue(part.id)?;
+        let (reply, done) = tokio::sync::oneshot::channel();
+        if queue.push_get(PendingGet {
+            key: key.clone(),
+            reply,
+        }) {
+            tokio::spawn(drain_gets(self.inner.clone(), queue, part.id));
+        }
+        done.await
+            .map_err(|_| Error::internal("a coalesced get was dropped unanswered"))??
             .ok_or_else(|| no_such_key(bucket, &key))
     }
 
@@ -541,7 +585,8 @@ impl Store for MysqlStore {
         let routing = self.routing();
         let part = locate(&routing, bucket, &key)?;
         let params = Params::Positional(vec![bytes(&key)]);
-        self.write(&routing, part, &part.sql.remove, params, "remove")
+        self.inner
+            .write(&routing, part, &part.sql.remove, params, "remove")
             .await?;
         Ok(())
     }
@@ -553,6 +598,7 @@ impl Store for MysqlStore {
         let part = locate(&routing, bucket, &key)?;
         let params = Params::Positional(vec![bytes(&key), bytes(&value), Value::UInt(max as u64)]);
         match self
+            .inner
             .write(&routing, part, &part.sql.append, params, "append")
             .await
         {
@@ -578,6 +624,7 @@ impl Store for MysqlStore {
             let need = count - entries.len();
             let params = Params::Positional(vec![Value::Bytes(after), Value::UInt(need as u64)]);
             let rows = self
+                .inner
                 .read::<(Vec<u8>, Vec<u8>)>(&routing, part, &part.sql.scan, params, "scan")
                 .await?;
             let full = rows.len() == need;
@@ -621,7 +668,13 @@ impl Store for MysqlStore {
                     .collect();
                 let stmt = sql::put_many(&part.table_sql, chunk.len());
                 async move {
-                    let r = self.write(routing, part, &stmt, Params::Positional(params), "putList");
+                    let r = self.inner.write(
+                        routing,
+                        part,
+                        &stmt,
+                        Params::Positional(params),
+                        "putList",
+                    );
                     r.await.map(|_| ())
                 }
             },
@@ -655,7 +708,7 @@ impl Store for MysqlStore {
                 let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
                 let stmt = sql::get_many(&part.table_sql, chunk.len());
                 async move {
-                    let r = self.read::<(Vec<u8>, Vec<u8>)>(
+                    let r = self.inner.read::<(Vec<u8>, Vec<u8>)>(
                         routing,
                         part,
                         &stmt,
@@ -704,7 +757,7 @@ impl Store for MysqlStore {
                 let params = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
                 let stmt = sql::remove_many(&part.table_sql, chunk.len());
                 async move {
-                    let r = self.write(
+                    let r = self.inner.write(
                         routing,
                         part,
                         &stmt,
@@ -739,6 +792,93 @@ impl Store for MysqlStore {
     fn max_value_size(&self) -> usize {
         self.inner.config.max_value_size
     }
+}
+
+/// Sends the queued gets of partition `id` as multi-row SELECTs until the queue is empty.
+async fn drain_gets(inner: Arc<Inner>, queue: Arc<Queue>, id: u64) {
+    loop {
+        let batch = queue.take_gets();
+        if batch.is_empty() {
+            return;
+        }
+        let routing = inner.routing.load_full();
+        let Some(part) = routing.partition(id) else {
+            for g in batch {
+                let _ = g.reply.send(Err(partition_gone(id)));
+            }
+            continue;
+        };
+        let mut params: Vec<Value> = batch.iter().map(|g| bytes(&g.key)).collect();
+        pad(&mut params, 1, size_class(batch.len()));
+        let stmt = sql::get_many(&part.table_sql, params.len());
+        let result = inner
+            .read::<(Vec<u8>, Vec<u8>)>(&routing, part, &stmt, Params::Positional(params), "get")
+            .await;
+        match result {
+            Ok(rows) => {
+                let found: HashMap<Vec<u8>, Bytes> =
+                    rows.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect();
+                for g in batch {
+                    let value = found.get(&g.key[..]).cloned();
+                    let _ = g.reply.send(Ok(value));
+                }
+            }
+            Err(e) => {
+                for g in batch {
+                    let _ = g.reply.send(Err(clone_error(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// Sends the queued puts of partition `id` as multi-row upserts, in key order, until the
+/// queue is empty. Each put is acknowledged when its statement has committed.
+async fn drain_puts(inner: Arc<Inner>, queue: Arc<Queue>, id: u64) {
+    loop {
+        let mut batch = queue.take_puts();
+        if batch.is_empty() {
+            return;
+        }
+        let routing = inner.routing.load_full();
+        let Some(part) = routing.partition(id) else {
+            for p in batch {
+                let _ = p.reply.send(Err(partition_gone(id)));
+            }
+            continue;
+        };
+        // Stable: of two puts to one key, the later one still wins.
+        batch.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut params: Vec<Value> = batch
+            .iter()
+            .flat_map(|p| [bytes(&p.key), bytes(&p.value)])
+            .collect();
+        pad(&mut params, 2, size_class(batch.len()));
+        let stmt = sql::put_many(&part.table_sql, params.len() / 2);
+        let result = inner
+            .write(&routing, part, &stmt, Params::Positional(params), "put")
+            .await
+            .map(|_| ());
+        for p in batch {
+            let _ = p.reply.send(clone_result(&result));
+        }
+    }
+}
+
+/// Pads `params` (rows of `width` values) to `rows` rows by repeating its last row: looking a
+/// key up twice, or writing the same value twice, changes nothing.
+fn pad(params: &mut Vec<Value>, width: usize, rows: usize) {
+    let last = params[params.len() - width..].to_vec();
+    while params.len() < rows * width {
+        params.extend(last.iter().cloned());
+    }
+}
+
+fn partition_gone(id: u64) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!("partition {id} left the directory while the request waited; nothing was done"),
+    )
 }
 
 /// A partition and the positions of a batch's elements that belong to it.
