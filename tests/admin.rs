@@ -7,11 +7,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mariadb::*;
 use mysql_async::prelude::Queryable;
@@ -61,42 +60,14 @@ impl Run {
 
 /// Runs `thrudoc-admin args...`, killing it and failing after [`ADMIN_DEADLINE`].
 fn admin(args: &[String]) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_thrudoc-admin"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn thrudoc-admin");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > ADMIN_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("thrudoc-admin {args:?} did not finish within {ADMIN_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let mut command = Command::new(env!("CARGO_BIN_EXE_thrudoc-admin"));
+    command.args(args);
+    let ran = common::process::run(command, ADMIN_DEADLINE);
     Run {
-        code: status.code(),
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-        took: started.elapsed(),
+        code: ran.status.code(),
+        stdout: ran.stdout,
+        stderr: ran.stderr,
+        took: ran.took,
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mariadb::{require_mariadb, MariaDb};
 use common::{mysql, ThrudocServer};
@@ -29,42 +29,12 @@ fn bench(server: &ThrudocServer, args: &[&str]) -> Output {
     run_bounded(command)
 }
 
-fn run_bounded(mut command: Command) -> Output {
-    use std::io::Read;
-    let started = Instant::now();
-    let mut child = command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn thrudoc-bench");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if started.elapsed() > BENCH_DEADLINE {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("thrudoc-bench did not finish within {BENCH_DEADLINE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+fn run_bounded(command: Command) -> Output {
+    let ran = common::process::run(command, BENCH_DEADLINE);
     Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        status: ran.status,
+        stdout: ran.stdout.into_bytes(),
+        stderr: ran.stderr.into_bytes(),
     }
 }
 

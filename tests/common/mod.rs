@@ -178,4 +178,5 @@ pub mod checks;
 pub mod history;
 pub mod mariadb;
 pub mod mysql;
+pub mod process;
 pub mod proxy;
