@@ -2,7 +2,7 @@
 //!
 //! Clients in any language call the `Thrudoc` service of `idl/thrudoc.thrift` (`put`, `get`,
 //! `remove`, `append`, `putValue`, `scan`, the batch methods and `admin`). The server checks
-//! each call and hands it to a [`store::Store`]: the embedded SQLite store, or (later) tables
+//! each call and hands it to a [`store::Store`]: the embedded SQLite store, or tables
 //! partitioned over master-master pairs of MariaDB/MySQL servers.
 //!
 //! # Layout
@@ -16,7 +16,8 @@
 //! - [`service`]: one function per API method. Checks arguments (bucket names, sizes, counts),
 //!   calls the store, and maps every [`Error`] to what the client sees, in one place
 //!   ([`service::thrift_exception`]).
-//! - [`store`]: the [`store::Store`] trait and its implementations ([`store::disk`]).
+//! - [`store`]: the [`store::Store`] trait and its implementations: [`store::disk`] (SQLite)
+//!   and [`store::mysql`] (partitions over MariaDB master-master pairs, with failover).
 //! - [`config`]: `thrudoc.conf` parsing (`KEY = VALUE`, `THRUDOC_<KEY>` overrides), then
 //!   validation into a typed [`config::Config`]. Secrets are redacted from `Debug`.
 //! - [`error`]: the one error type, [`Error`], with an [`ErrorKind`].
@@ -25,7 +26,8 @@
 //!
 //! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
-//! - [`admin`]: the `thrudoc-admin` tool (create-tablename, list, status) for the MySQL backend.
+//! - [`admin`]: the `thrudoc-admin` tool for the MySQL backend (create-tablename, list,
+//!   status, failover, switchover, verify).
 //! - [`bench`]: the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
 //!
 //! Binaries in `src/bin/` only parse their command line and call into this library.

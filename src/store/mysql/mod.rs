@@ -2,13 +2,16 @@
 //!
 //! Keys hash to table partitions ([`placement`]); the [`directory`] says which host holds each
 //! partition and which sibling holds its copy. The store keeps the directory as one immutable
-//! [`Routing`] value (directory plus the connection pool of each host) behind an
+//! [`Routing`] value (directory plus the pool and health of each host) behind an
 //! [`ArcSwap`]: a request takes a snapshot without locking, and a reload swaps in a new one
 //! atomically, so no request ever sees half a directory.
 //!
 //! - [`directory`]: the directory's tables, loading and checking them.
 //! - [`placement`]: key to partition.
 //! - [`hosts`]: pools, timeouts, and what MySQL failures mean.
+//! - [`health`]: each host UP or DOWN (probes, suspicion on lost connections); reads of a DOWN
+//!   master's partitions go to its sibling, writes are refused (docs/ARCHITECTURE.md).
+//! - [`coalesce`]: concurrent gets and puts of one partition sent as one statement.
 //! - [`sql`]: the statements, with every client value bound.
 //!
 //! The directory is read from `MYSQL_MASTER_*`, or from `MYSQL_SLAVE_*` when the master does
