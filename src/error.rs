@@ -3,7 +3,7 @@
 //! Every failure carries a [`ErrorKind`] that says what went wrong in terms a client can act
 //! on, which side failed ([`Side`]), and whether the operation may have taken effect. The
 //! mapping from an [`Error`] to what a Thrift client sees lives in exactly one place:
-//! [`crate::service::thrift_exception`].
+//! [`crate::service::client_failure`].
 
 use std::fmt;
 

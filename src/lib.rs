@@ -15,7 +15,7 @@
 //!   compact protocols, framed and unframed transports. Pure functions, no I/O.
 //! - [`service`]: one function per API method. Checks arguments (bucket names, sizes, counts),
 //!   calls the store, and maps every [`Error`] to what the client sees, in one place
-//!   ([`service::thrift_exception`]).
+//!   ([`service::client_failure`]).
 //! - [`store`]: the [`store::Store`] trait and its implementations: [`store::disk`] (SQLite)
 //!   and [`store::mysql`] (partitions over MariaDB master-master pairs, with failover).
 //! - [`config`]: `thrudoc.conf` parsing (`KEY = VALUE`, `THRUDOC_<KEY>` overrides), then

@@ -109,7 +109,7 @@ pub struct CreateArgs {
     /// The bucket to create (1 to 64 letters, digits, `_` and `-`).
     #[arg(long, value_name = "BUCKET")]
     pub tablename: String,
-    /// Data hosts, comma-separated HOST[:PORT] (port 3306 by default). Default: the master.
+    /// Data hosts, comma-separated `HOST[:PORT]` (port 3306 by default). Default: the master.
     #[arg(long, value_name = "H1:P1,H2:P2,...")]
     pub hosts: Option<String>,
     /// Partitions on each host (1 to 1000).

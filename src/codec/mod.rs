@@ -1,7 +1,7 @@
-//! The Thrift codec: bytes in, [`Request`]s out; [`Reply`]s in, bytes out. No I/O here.
+//! The Thrift codec: bytes in, [`Incoming`] calls out; [`Reply`]s in, bytes out. No I/O here.
 //!
 //! The server decodes straight from the connection's buffer: strings and values are
-//! [`Bytes`] slices of the received frame, so a value is never copied between the socket and
+//! [`bytes::Bytes`] slices of the received frame, so a value is never copied between the socket and
 //! the store. Both Thrift protocols are spoken ([`Protocol::Binary`], strict version, and
 //! [`Protocol::Compact`]) over both transports ([`Transport::Framed`] and
 //! [`Transport::Unframed`], i.e. buffered); [`detect`] tells them apart from a connection's
