@@ -28,7 +28,7 @@
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
 //! - [`admin`]: the `thrudoc-admin` tool for the MySQL backend (create-tablename, list,
 //!   status, failover, switchover, verify).
-//! - [`bench`]: the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
+//! - [`bench`](mod@bench): the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
 //!
 //! Binaries in `src/bin/` only parse their command line and call into this library.
 

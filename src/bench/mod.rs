@@ -10,7 +10,7 @@
 //!
 //! - [`workload`]: keys, values, the read/write mix, the random draws.
 //! - [`histogram`]: the log-linear latency histogram.
-//! - [`run`]: what both runs share (tallies, live counters, the progress line).
+//! - [`run`](mod@run): what both runs share (tallies, live counters, the progress line).
 //! - [`clients`]: the Thrudoc run, one blocking Thrift client per thread; idle connections.
 //! - [`direct`]: the direct run, with `mysql_async` and the store's own placement and SQL.
 //! - [`report`]: the table and the last lines.
