@@ -23,9 +23,7 @@ use super::sql::{self, column, quote_ident, quote_literal, HostAddr, Login, Sess
 use super::table::write_table;
 use crate::config::{check_bucket_name, Secret};
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::mysql::directory::{
-    self, datatable_ddl, datatable_name, is_sql_name, DIRECTORY_DDL,
-};
+use crate::store::mysql::directory::{datatable_ddl, datatable_name, is_sql_name, DIRECTORY_DDL};
 use crate::store::mysql::placement::HashKind;
 
 /// Most partitions per host.
@@ -296,7 +294,14 @@ pub async fn run(opts: &CreateOptions, out: &mut dyn Write) -> Result<Created> {
             return Err(Error::new(e.kind(), format!("{e}; {unchanged}")));
         }
     };
-    let version = finish_directory(tx, &master, limit, bucket).await?;
+    let version = sql::commit_directory(
+        tx,
+        &master,
+        limit,
+        "the bucket may or may not exist",
+        &format!("look with `thrudoc-admin list --tablename {bucket}`"),
+    )
+    .await?;
     say!(out, "committed: directory version {version}");
 
     // 6. Replication of each pair (set up by the operator or scripts/dev-cluster, not here).
@@ -350,59 +355,6 @@ pub async fn run(opts: &CreateOptions, out: &mut dyn Write) -> Result<Created> {
     // 7. What was done.
     print_summary(&created, &opts.master, out)?;
     Ok(created)
-}
-
-/// Bumps the directory version and commits. Until the commit is sent a failure rolls back and
-/// leaves the directory unchanged; a commit whose answer is lost is [`ErrorKind::OutcomeUnknown`].
-async fn finish_directory(
-    mut tx: Transaction<'_>,
-    master: &HostAddr,
-    limit: Duration,
-    bucket: &str,
-) -> Result<u64> {
-    const UNCHANGED: &str = "the directory transaction was rolled back: the directory is unchanged";
-    let version = match tokio::time::timeout(limit, directory::bump_version(&mut tx)).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            let _ = tokio::time::timeout(limit, tx.rollback()).await;
-            return Err(Error::new(
-                e.kind(),
-                format!("{e} (on {master}); {UNCHANGED}"),
-            ));
-        }
-        Err(_) => {
-            // Dropping the connection rolls the transaction back on the server.
-            let why =
-                format!("bumping the directory version on {master}: no answer within {limit:?}");
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!("{why}; {UNCHANGED}"),
-            ));
-        }
-    };
-    let look = format!("look with `thrudoc-admin list --tablename {bucket}`");
-    match tokio::time::timeout(limit, tx.commit()).await {
-        Ok(Ok(())) => Ok(version),
-        // The server answered: the commit failed and the transaction is gone.
-        Ok(Err(e)) if matches!(e, mysql_async::Error::Server(_)) => {
-            Err(sql::mysql_error(master, "committing the directory", e).context(UNCHANGED))
-        }
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!(
-                "committing the directory on {master}: the connection failed, so the bucket may \
-                 or may not exist; {look}"
-            ),
-        )
-        .with_source(e)),
-        Err(_) => Err(Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!(
-                "committing the directory on {master}: no answer within {limit:?}, so the bucket \
-                 may or may not exist; {look}"
-            ),
-        )),
-    }
 }
 
 async fn refuse_existing_bucket<Q: mysql_async::prelude::Queryable>(

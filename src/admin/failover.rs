@@ -41,10 +41,10 @@ use mysql_async::{Transaction, TxOpts};
 
 use super::list::load_directory;
 use super::replica::{self, GtidPos, Ticker};
-use super::sql::{self, column, HostAddr, Login, Session};
+use super::sql::{self, column, HostAddr, Login, Session, UNCHANGED};
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::mysql::directory::{self, is_sql_name, Directory, Host, DIRECTORY_DDL};
+use crate::store::mysql::directory::{is_sql_name, Directory, Host, DIRECTORY_DDL};
 
 macro_rules! say {
     ($out:expr, $($arg:tt)*) => {{
@@ -213,56 +213,16 @@ async fn rollback(tx: Transaction<'_>, limit: Duration) {
     let _ = tokio::time::timeout(limit, tx.rollback()).await;
 }
 
-const UNCHANGED: &str = "the directory transaction was rolled back: the directory is unchanged";
-
-/// Bumps the directory version and commits; a failure before the commit rolls back, a commit
-/// whose answer is lost is [`ErrorKind::OutcomeUnknown`].
-async fn commit_directory(
-    mut tx: Transaction<'_>,
-    master: &HostAddr,
-    limit: Duration,
-) -> Result<u64> {
-    let version = match tokio::time::timeout(limit, directory::bump_version(&mut tx)).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            rollback(tx, limit).await;
-            return Err(Error::new(
-                e.kind(),
-                format!("{e} (on {master}); {UNCHANGED}"),
-            ));
-        }
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "bumping the directory version on {master}: no answer within {limit:?}; \
-                     {UNCHANGED}"
-                ),
-            ))
-        }
-    };
-    let look = "look with `thrudoc-admin list --tablename ...` and re-run";
-    match tokio::time::timeout(limit, tx.commit()).await {
-        Ok(Ok(())) => Ok(version),
-        Ok(Err(e)) if matches!(e, mysql_async::Error::Server(_)) => {
-            Err(sql::mysql_error(master, "committing the directory", e).context(UNCHANGED))
-        }
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!(
-                "committing the directory on {master}: the connection failed, so the change may \
-                 or may not have been made; {look}"
-            ),
-        )
-        .with_source(e)),
-        Err(_) => Err(Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!(
-                "committing the directory on {master}: no answer within {limit:?}, so the change \
-                 may or may not have been made; {look}"
-            ),
-        )),
-    }
+/// Bumps the directory version and commits (see [`sql::commit_directory`]).
+async fn commit_directory(tx: Transaction<'_>, master: &HostAddr, limit: Duration) -> Result<u64> {
+    sql::commit_directory(
+        tx,
+        master,
+        limit,
+        "the change may or may not have been made",
+        "look with `thrudoc-admin list --tablename ...` and re-run",
+    )
+    .await
 }
 
 /// `1,2,3`: directory ids (integers read from the directory) for an `IN (...)` list.
@@ -1439,7 +1399,7 @@ mod tests {
             id,
             bucket: "b".into(),
             db: "thrudoc".into(),
-            datatable: directory::datatable_name(id),
+            datatable: crate::store::mysql::directory::datatable_name(id),
         };
         assert_eq!(id_list(&[p(3), p(17)]), "3,17");
     }

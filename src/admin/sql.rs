@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use mysql_async::prelude::{FromValue, Queryable};
-use mysql_async::{Conn, OptsBuilder, Params, Row};
+use mysql_async::{Conn, OptsBuilder, Params, Row, Transaction};
 
 use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
@@ -394,6 +394,65 @@ pub fn quote_literal(s: &str, no_backslash_escapes: bool) -> String {
 /// `name` quoted as an SQL identifier (names reaching here are already checked to be plain).
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
+}
+
+/// What a directory error says when the transaction was rolled back.
+pub const UNCHANGED: &str = "the directory transaction was rolled back: the directory is unchanged";
+
+/// Bumps the directory version and commits `tx` on `master`. Until the commit is sent, a
+/// failure rolls back and leaves the directory unchanged; a commit whose answer is lost is
+/// [`ErrorKind::OutcomeUnknown`], and the error says what `may_be` true and how to `look`.
+pub async fn commit_directory(
+    mut tx: Transaction<'_>,
+    master: &HostAddr,
+    limit: Duration,
+    may_be: &str,
+    look: &str,
+) -> Result<u64> {
+    let bump = crate::store::mysql::directory::bump_version(&mut tx);
+    let version = match tokio::time::timeout(limit, bump).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            // A timed-out rollback is left to the server, which rolls an uncommitted
+            // transaction back when the session ends.
+            let _ = tokio::time::timeout(limit, tx.rollback()).await;
+            return Err(Error::new(
+                e.kind(),
+                format!("{e} (on {master}); {UNCHANGED}"),
+            ));
+        }
+        Err(_) => {
+            // Dropping the connection rolls the transaction back on the server.
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "bumping the directory version on {master}: no answer within {limit:?}; \
+                     {UNCHANGED}"
+                ),
+            ));
+        }
+    };
+    match tokio::time::timeout(limit, tx.commit()).await {
+        Ok(Ok(())) => Ok(version),
+        // The server answered: the commit failed and the transaction is gone.
+        Ok(Err(e)) if matches!(e, mysql_async::Error::Server(_)) => {
+            Err(mysql_error(master, "committing the directory", e).context(UNCHANGED))
+        }
+        Ok(Err(e)) => Err(Error::new(
+            ErrorKind::OutcomeUnknown,
+            format!(
+                "committing the directory on {master}: the connection failed, so {may_be}; {look}"
+            ),
+        )
+        .with_source(e)),
+        Err(_) => Err(Error::new(
+            ErrorKind::OutcomeUnknown,
+            format!(
+                "committing the directory on {master}: no answer within {limit:?}, so {may_be}; \
+                 {look}"
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
