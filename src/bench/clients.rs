@@ -215,15 +215,15 @@ fn client_loop(target: &Target, w: &Workload, index: usize, live: &Live, start: 
         };
         let began = Instant::now();
         let outcome = call(c, w, &mut rng);
-        tally.latency.record_duration(began.elapsed());
-        tally.calls += 1;
-        tally.ops += outcome.ok;
-        if outcome.failed > 0 {
-            let why = outcome.why.unwrap_or_default();
-            tally.fail(outcome.failed, || why);
-        }
-        live.add(outcome.ok, outcome.failed);
-        if outcome.broken {
+        let broken = outcome.broken;
+        tally.call(
+            live,
+            began.elapsed(),
+            outcome.ok,
+            outcome.failed,
+            outcome.why,
+        );
+        if broken {
             client = None;
         }
     }

@@ -294,14 +294,13 @@ impl Shared {
                     self.list(w, keys, values).await
                 }
             };
-            tally.latency.record_duration(began.elapsed());
-            tally.calls += 1;
-            tally.ops += outcome.ok;
-            if outcome.failed > 0 {
-                let why = outcome.why.unwrap_or_default();
-                tally.fail(outcome.failed, || why);
-            }
-            live.add(outcome.ok, outcome.failed);
+            tally.call(
+                live,
+                began.elapsed(),
+                outcome.ok,
+                outcome.failed,
+                outcome.why,
+            );
         }
         tally
     }

@@ -54,6 +54,25 @@ impl Tally {
         }
     }
 
+    /// Counts one call that took `took` and had `ok` successful and `failed` failed elements
+    /// (the first failure's text from `why`), here and in the progress counters `live`.
+    pub fn call(
+        &mut self,
+        live: &Live,
+        took: std::time::Duration,
+        ok: u64,
+        failed: u64,
+        why: Option<String>,
+    ) {
+        self.latency.record_duration(took);
+        self.calls += 1;
+        self.ops += ok;
+        if failed > 0 {
+            self.fail(failed, || why.unwrap_or_default());
+        }
+        live.add(ok, failed);
+    }
+
     pub fn merge(&mut self, other: &Tally) {
         self.latency.merge(&other.latency);
         self.ops += other.ops;
