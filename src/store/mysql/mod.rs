@@ -683,11 +683,7 @@ impl Store for MysqlStore {
             },
         )
         .await;
-        for (positions, outcome) in outcomes {
-            for i in positions {
-                results[i] = clone_result(&outcome);
-            }
-        }
+        spread(&mut results, outcomes);
         results
     }
 
@@ -772,11 +768,7 @@ impl Store for MysqlStore {
             },
         )
         .await;
-        for (positions, outcome) in outcomes {
-            for i in positions {
-                results[i] = clone_result(&outcome);
-            }
-        }
+        spread(&mut results, outcomes);
         results
     }
 
@@ -968,6 +960,15 @@ fn chunks(positions: &[usize], size: impl Fn(usize) -> usize) -> Vec<&[usize]> {
         out.push(&positions[start..]);
     }
     out
+}
+
+/// Gives every element of each chunk its chunk's outcome.
+fn spread(results: &mut [Result<()>], outcomes: Vec<(Vec<usize>, Result<()>)>) {
+    for (positions, outcome) in outcomes {
+        for i in positions {
+            results[i] = clone_result(&outcome);
+        }
+    }
 }
 
 fn clone_error(e: &Error) -> Error {
