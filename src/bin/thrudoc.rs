@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, not glibc malloc: under getList/putList load glibc's malloc and free took a fifth
+/// of the server's CPU, and batched reads ran 1.5x faster with mimalloc (README, Performance).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Thrudoc: a partitioned key-document store speaking Apache Thrift.
 #[derive(Parser, Debug)]
 #[command(version, about)]
