@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::sql::BATCH_BYTES;
 use crate::error::Result;
 
 /// Most requests in one coalesced statement.
@@ -26,15 +27,6 @@ pub const MAX_BATCH: usize = 32;
 /// one statement at a time, so they batch up (and take row locks in one order).
 const GET_DRAINERS: usize = 2;
 const PUT_DRAINERS: usize = 1;
-
-/// Statement sizes used: a batch is padded up to the next one (repeating its last row, which
-/// changes nothing), so each partition needs a handful of prepared statements, not 32.
-const SIZE_CLASSES: [usize; 10] = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
-
-/// The statement size that holds `n` rows.
-pub fn size_class(n: usize) -> usize {
-    SIZE_CLASSES.iter().copied().find(|&c| c >= n).unwrap_or(n)
-}
 
 /// A queued get: the key, and where its value (`None`: no such key) goes.
 pub struct PendingGet {
@@ -99,14 +91,25 @@ impl Queue {
         st.gets.drain(..n).collect()
     }
 
-    /// The next batch of puts, as [`Queue::take_gets`].
+    /// The next batch of puts, as [`Queue::take_gets`], also stopping before its values pass
+    /// [`BATCH_BYTES`] (one put is always taken, however large).
     pub fn take_puts(&self) -> Vec<PendingPut> {
         let mut st = self.lock();
         if st.puts.is_empty() {
             st.put_drainers -= 1;
             return Vec::new();
         }
-        let n = st.puts.len().min(MAX_BATCH);
+        let mut bytes = 0;
+        let n = st
+            .puts
+            .iter()
+            .take(MAX_BATCH)
+            .take_while(|p| {
+                bytes += p.value.len();
+                bytes <= BATCH_BYTES
+            })
+            .count()
+            .max(1);
         st.puts.drain(..n).collect()
     }
 }
@@ -124,15 +127,6 @@ mod tests {
             },
             rx,
         )
-    }
-
-    #[test]
-    fn size_classes_cover_every_batch() {
-        for n in 1..=MAX_BATCH {
-            let c = size_class(n);
-            assert!(c >= n && c <= MAX_BATCH, "{n} -> {c}");
-            assert!(c - n <= n / 2, "padding of {n} to {c} is at most half");
-        }
     }
 
     #[test]
@@ -180,5 +174,29 @@ mod tests {
         assert_eq!(first[0].key, Bytes::from("0"));
         assert_eq!(q.take_puts().len(), 5);
         assert!(q.take_puts().is_empty());
+    }
+
+    #[test]
+    fn put_batches_stay_within_the_byte_budget() {
+        let q = Queue::default();
+        let mut receivers = Vec::new();
+        for (i, size) in [3 * BATCH_BYTES / 8; 5]
+            .into_iter()
+            .chain([BATCH_BYTES * 2, 1])
+            .enumerate()
+        {
+            let (reply, rx) = oneshot::channel();
+            receivers.push(rx);
+            q.push_put(PendingPut {
+                key: Bytes::from(i.to_string()),
+                value: Bytes::from(vec![0u8; size]),
+                reply,
+            });
+        }
+        let sizes: Vec<usize> = std::iter::from_fn(|| Some(q.take_puts().len()))
+            .take_while(|&n| n > 0)
+            .collect();
+        // 2 x 3/8 fit in the budget, a third does not; a value over it goes alone.
+        assert_eq!(sizes, vec![2, 2, 1, 1, 1]);
     }
 }

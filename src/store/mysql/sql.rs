@@ -3,6 +3,39 @@
 
 use std::fmt::Write as _;
 
+/// Most rows in one multi-row statement of a batch.
+pub const BATCH_ROWS: usize = 1000;
+
+/// Most bytes of values in one multi-row statement (well under MariaDB's default 16 MiB
+/// `max_allowed_packet`), padding included.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// Row counts of the multi-row statements sent: a statement is padded up to the next one
+/// (repeating its last row, which changes nothing), so each partition needs a few prepared
+/// statements for every batch size, not one per size. Each class is at most 1.5x the one
+/// before, so padding never adds more than half the rows.
+const SIZE_CLASSES: [usize; 20] = [
+    1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, BATCH_ROWS,
+];
+
+/// The statement size that holds `n` rows.
+pub fn size_class(n: usize) -> usize {
+    SIZE_CLASSES.iter().copied().find(|&c| c >= n).unwrap_or(n)
+}
+
+/// Rows of the statement that carries `rows` rows holding `bytes` bytes of values, the last
+/// row `last` bytes: its size class, unless repeating the last row up to it would pass
+/// [`BATCH_BYTES`] (large values: then a statement of exactly `rows` rows, whose prepare
+/// costs little beside the values it carries).
+pub fn padded_rows(rows: usize, bytes: usize, last: usize) -> usize {
+    let class = size_class(rows);
+    if bytes + (class - rows) * last > BATCH_BYTES {
+        rows
+    } else {
+        class
+    }
+}
+
 /// The single-row statements of one partition's table, built once per directory load so the
 /// hot path formats no SQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,5 +123,24 @@ mod tests {
         assert_eq!(put_many("t", 3).matches('?').count(), 6);
         assert_eq!(get_many("t", 3), "SELECT k, v FROM t WHERE k IN (?, ?, ?)");
         assert_eq!(remove_many("t", 1), "DELETE FROM t WHERE k IN (?)");
+    }
+
+    #[test]
+    fn size_classes_cover_every_statement_size() {
+        assert_eq!(size_class(BATCH_ROWS), BATCH_ROWS);
+        for n in 1..=BATCH_ROWS {
+            let c = size_class(n);
+            assert!(c >= n && c <= BATCH_ROWS, "{n} -> {c}");
+            assert!(c - n <= n / 2, "padding of {n} to {c} is at most half");
+        }
+    }
+
+    #[test]
+    fn padding_stays_within_the_byte_budget() {
+        assert_eq!(padded_rows(17, 17 * 1024, 1024), 24);
+        assert_eq!(padded_rows(24, 0, 0), 24);
+        // 5 rows of 800 KiB: a sixth would pass 4 MiB, so the statement has 5.
+        assert_eq!(padded_rows(5, 5 * (800 << 10), 800 << 10), 5);
+        assert_eq!(padded_rows(5, 5 * (600 << 10), 600 << 10), 6);
     }
 }
