@@ -5,9 +5,10 @@
 //! Nothing here is a copy of the store's logic: the directory is read with
 //! [`Directory::load`], keys are placed with [`Bucket::locate`], and the statements are the
 //! partition's own ([`Partition::sql`](crate::store::mysql::directory::Partition)`.get`/`.put`)
-//! or [`sql::put_many`]/[`sql::get_many`] for batches, grouped by partition and sent to the
-//! partitions at once, as the store does. Connections come from [`HostSettings::pool`], so they
-//! log in with the conf's service account and run the same session set-up and statement cache.
+//! or [`sql::put_many`]/[`sql::get_many`] for batches (gets padded to [`sql::size_class`]),
+//! grouped by partition and sent to the partitions at once, as the store does. Connections come
+//! from [`HostSettings::pool`], so they log in with the conf's service account and run the same
+//! session set-up and statement cache.
 //!
 //! The direct run does not fill the key space: it reads the keys the Thrudoc run wrote through
 //! the server, so a key it cannot find shows (as errors) that the conf does not describe the
@@ -31,10 +32,7 @@ use crate::config::{Backend, Config, MysqlConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::mysql::directory::{Bucket, Directory, Partition};
 use crate::store::mysql::hosts::HostSettings;
-use crate::store::mysql::sql;
-
-/// Most rows in one multi-row statement, as in the store.
-const BATCH_ROWS: usize = 1000;
+use crate::store::mysql::sql::{self, BATCH_ROWS};
 
 /// A bucket's partitions and a pool to each of their hosts.
 pub struct Direct {
@@ -384,11 +382,12 @@ impl Shared {
                     }
                 }
                 None => {
-                    let params = chunk
-                        .iter()
-                        .map(|&i| Value::Bytes(keys[i].clone()))
+                    // Padded to the size class by repeating the last key, as the store does.
+                    let rows = sql::size_class(chunk.len());
+                    let params = (0..rows)
+                        .map(|n| Value::Bytes(keys[chunk[n.min(chunk.len() - 1)]].clone()))
                         .collect();
-                    let stmt = sql::get_many(&part.table_sql, chunk.len());
+                    let stmt = sql::get_many(&part.table_sql, rows);
                     let rows = bounded(
                         w.timeout,
                         "getList",
