@@ -716,3 +716,82 @@ fn a_failed_datatable_leaves_the_directory_unchanged() {
         ))
         .is_empty());
 }
+
+/// With `--slave-hostname`, `list` and `status` read the directory from the master's sibling
+/// when the master is down, and say so, as a server does; without it they fail naming the
+/// master, and with both down they fail naming both.
+#[test]
+fn list_and_status_read_the_directory_from_the_sibling_when_the_master_is_down() {
+    require_mariadb();
+    // A pair of its own: its master is killed.
+    let pair = Cluster::start_pairs(1);
+    let (h1, h2) = (&pair.hosts[0], &pair.hosts[1]);
+    let schema = "sibread";
+    admin(&cmd(
+        "create-tablename",
+        h1,
+        schema,
+        &[
+            "--tablename=twin",
+            &hosts_flag(&[h1, h2]),
+            "--parts-per=1",
+            "--with-circular-slaves",
+            "--pass=pass",
+        ],
+    ))
+    .ok("create-tablename");
+    wait_replicated(h1, h2, Duration::from_secs(20));
+    let port = format!("--slave-port={}", h2.port());
+    let host = format!("--slave-hostname={}", h2.host());
+    let with_sibling = |sub: &str, rest: &[&str]| {
+        let mut args = cmd(sub, h1, schema, rest);
+        args.extend([host.clone(), port.clone()]);
+        admin(&args)
+    };
+
+    let run = with_sibling("list", &["--tablename=twin"]).ok("list, master up");
+    assert!(!run.stdout.contains("note:"), "{}", run.stdout);
+    let from_master = run.stdout;
+
+    h1.kill9();
+    let run = admin(&cmd("status", h1, schema, &[])).refused("status with no sibling given");
+    assert!(run.stderr.contains(&h1.addr()), "{}", run.stderr);
+
+    let run = with_sibling("list", &["--tablename=twin"]).ok("list from the sibling");
+    assert!(
+        run.stdout
+            .contains("note: the directory master did not answer"),
+        "{}",
+        run.stdout
+    );
+    let listed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("note:"))
+        .collect();
+    assert_eq!(
+        listed,
+        from_master.lines().collect::<Vec<_>>(),
+        "the sibling's directory is the master's"
+    );
+
+    let run = with_sibling("status", &[]).ok("status from the sibling");
+    let state = |addr: String| {
+        run.stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(addr.as_str()))
+            .and_then(|l| l.split_whitespace().nth(3).map(str::to_string))
+            .unwrap_or_else(|| panic!("{addr} not in status:\n{}", run.stdout))
+    };
+    assert_eq!(state(h1.addr()), "DOWN", "{}", run.stdout);
+    assert_eq!(state(h2.addr()), "up", "{}", run.stdout);
+    assert!(run.stdout.contains("1 of 2 hosts up"), "{}", run.stdout);
+
+    h2.kill9();
+    let run = with_sibling("status", &[]).refused("status with both down");
+    assert!(
+        run.stderr.contains(&h1.addr()) && run.stderr.contains("failed too"),
+        "{}",
+        run.stderr
+    );
+}

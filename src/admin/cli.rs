@@ -131,11 +131,42 @@ pub struct CreateArgs {
     pub pass_file: Option<PathBuf>,
 }
 
+/// Where `list` and `status` may read the directory when its master does not answer: its
+/// sibling, as a server's MYSQL_SLAVE_HOST/MYSQL_SLAVE_PORT.
+#[derive(Args, Debug, Clone)]
+pub struct SiblingArgs {
+    /// Host of the directory master's sibling, read when the master cannot be reached.
+    #[arg(long, value_name = "HOST")]
+    pub slave_hostname: Option<String>,
+    /// Port of the directory master's sibling.
+    #[arg(
+        long,
+        value_name = "PORT",
+        default_value_t = 3306,
+        requires = "slave_hostname"
+    )]
+    pub slave_port: u16,
+}
+
+impl SiblingArgs {
+    fn sibling(&self) -> Result<Option<HostAddr>> {
+        self.slave_hostname
+            .as_deref()
+            .map(|host| {
+                HostAddr::new(host, self.slave_port)
+                    .map_err(|e| e.context("--slave-hostname/--slave-port"))
+            })
+            .transpose()
+    }
+}
+
 /// Flags of `list`.
 #[derive(Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub sibling: SiblingArgs,
     /// Also show this bucket's partitions.
     #[arg(long, value_name = "BUCKET")]
     pub tablename: Option<String>,
@@ -146,6 +177,8 @@ pub struct ListArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub sibling: SiblingArgs,
     /// Seconds one host's probe (connect, SELECT 1, SHOW SLAVE STATUS) may take before the host
     /// counts as unreachable.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
@@ -302,6 +335,7 @@ impl Cli {
             Command::List(args) => {
                 let opts = ListOptions {
                     master: args.connection.master()?,
+                    sibling: args.sibling.sibling()?,
                     database: args.connection.database.clone(),
                     root: args.connection.login()?,
                     tablename: args.tablename.clone(),
@@ -311,6 +345,7 @@ impl Cli {
             Command::Status(args) => {
                 let opts = StatusOptions {
                     master: args.connection.master()?,
+                    sibling: args.sibling.sibling()?,
                     database: args.connection.database.clone(),
                     root: args.connection.login()?,
                     probe_timeout: args.probe_timeout,

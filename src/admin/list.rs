@@ -14,6 +14,8 @@ use crate::store::mysql::directory::Directory;
 #[derive(Debug, Clone)]
 pub struct ListOptions {
     pub master: HostAddr,
+    /// Read when `master` cannot be reached.
+    pub sibling: Option<HostAddr>,
     pub database: String,
     pub root: Login,
     /// Show this bucket's partitions too.
@@ -40,9 +42,49 @@ pub async fn load_directory(root: &Login, master: &HostAddr, db: &str) -> Result
     Ok(dir)
 }
 
+/// Loads the directory from `master`, or from `sibling` when the master cannot be reached (a
+/// connection failure or no answer: an answer that is an invalid directory is not retried), as
+/// a server does; a line on `out` says so. Only for reading: a change must go to the master.
+pub async fn load_directory_or_sibling(
+    root: &Login,
+    master: &HostAddr,
+    sibling: Option<&HostAddr>,
+    db: &str,
+    out: &mut dyn Write,
+) -> Result<Directory> {
+    let err = match load_directory(root, master, db).await {
+        Ok(dir) => return Ok(dir),
+        Err(e) => e,
+    };
+    let Some(sibling) = sibling.filter(|_| err.kind() == ErrorKind::Unavailable) else {
+        return Err(err);
+    };
+    match load_directory(root, sibling, db).await {
+        Ok(dir) => {
+            writeln!(
+                out,
+                "note: the directory master did not answer ({err}); this is the directory as \
+                 its sibling {sibling} has it"
+            )?;
+            Ok(dir)
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("{err}; the sibling {sibling} failed too: {e}"),
+        )),
+    }
+}
+
 /// Prints the directory's buckets (and with `tablename`, that bucket's partitions) to `out`.
 pub async fn run(opts: &ListOptions, out: &mut dyn Write) -> Result<Directory> {
-    let dir = load_directory(&opts.root, &opts.master, &opts.database).await?;
+    let dir = load_directory_or_sibling(
+        &opts.root,
+        &opts.master,
+        opts.sibling.as_ref(),
+        &opts.database,
+        out,
+    )
+    .await?;
     print(&dir, opts, out)?;
     if let Some(name) = &opts.tablename {
         // Shown above; the exit status says it too.

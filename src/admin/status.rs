@@ -4,7 +4,8 @@
 //! Hosts are probed at once, each under one overall deadline (connect, `SELECT 1`, `SHOW SLAVE
 //! STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe timeout
 //! instead of holding the report up. Hosts being down is what this command reports, not a
-//! failure of it: it fails only when the directory itself cannot be read.
+//! failure of it: it fails only when the directory itself cannot be read (from the master, nor,
+//! with `--slave-hostname`, from its sibling).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::list::load_directory;
+use super::list::load_directory_or_sibling;
 use super::sql::{HostAddr, Login, Replication};
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
@@ -22,6 +23,8 @@ use crate::store::mysql::directory::Directory;
 #[derive(Debug, Clone)]
 pub struct StatusOptions {
     pub master: HostAddr,
+    /// Read when `master` cannot be reached.
+    pub sibling: Option<HostAddr>,
     pub database: String,
     pub root: Login,
     /// Overall deadline of one host's probe.
@@ -70,7 +73,14 @@ pub async fn probe(root: &Login, addr: &HostAddr, limit: Duration) -> Probe {
 
 /// Prints the status report to `out`.
 pub async fn run(opts: &StatusOptions, out: &mut dyn Write) -> Result<Report> {
-    let directory = load_directory(&opts.root, &opts.master, &opts.database).await?;
+    let directory = load_directory_or_sibling(
+        &opts.root,
+        &opts.master,
+        opts.sibling.as_ref(),
+        &opts.database,
+        out,
+    )
+    .await?;
     let mut probes = JoinSet::new();
     for host in directory.hosts.values() {
         let (id, root, limit) = (host.id, opts.root.clone(), opts.probe_timeout);
