@@ -596,6 +596,19 @@ pub fn check_bucket_name(name: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// The value of a command-line flag in seconds (the tools' `--timeout`, `--duration` and the
+/// like, fractions allowed): above 0 and at most a day. A clap `value_parser`.
+pub fn seconds_flag(value: &str) -> std::result::Result<Duration, String> {
+    let secs: f64 = value
+        .parse()
+        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err("give a number of seconds above 0 and at most 86400".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

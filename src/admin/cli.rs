@@ -16,7 +16,7 @@ use super::list::{self, ListOptions};
 use super::sql::{HostAddr, Login};
 use super::status::{self, StatusOptions};
 use super::verify::{self, VerifyOptions};
-use crate::config::Secret;
+use crate::config::{seconds_flag, Secret};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Administers the MySQL backend of Thrudoc: buckets, their partitions, and the hosts that hold them.
@@ -94,10 +94,10 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "FILE")]
     pub root_pass_file: Option<PathBuf>,
     /// Seconds to wait for a connection (TCP and login) to any host.
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds_flag)]
     pub connect_timeout: Duration,
     /// Seconds to wait for any one statement.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds_flag)]
     pub query_timeout: Duration,
 }
 
@@ -181,7 +181,7 @@ pub struct StatusArgs {
     pub sibling: SiblingArgs,
     /// Seconds one host's probe (connect, SELECT 1, SHOW SLAVE STATUS) may take before the host
     /// counts as unreachable.
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds_flag)]
     pub probe_timeout: Duration,
 }
 
@@ -199,10 +199,10 @@ pub struct FailoverArgs {
     pub force: bool,
     /// Seconds the sibling may take to apply what the host committed (or, when the host is
     /// down, what it received from it).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds_flag)]
     pub catch_up_timeout: Duration,
     /// Seconds the host gets to answer before it counts as unreachable (and is not fenced).
-    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds_flag)]
     pub probe_timeout: Duration,
 }
 
@@ -227,7 +227,7 @@ pub struct SwitchoverArgs {
     pub margin_ms: u64,
     /// Seconds the host may take to apply everything its sibling committed; past it the
     /// partitions are unfrozen and stay on the sibling.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = seconds_flag)]
     pub catch_up_timeout: Duration,
 }
 
@@ -243,7 +243,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "ID")]
     pub partition: Option<u64>,
     /// Seconds a sibling may take to apply what its master committed, per partition.
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = seconds_flag)]
     pub catch_up_timeout: Duration,
     /// Times a difference is compared again (after the sibling catches up once more) before it
     /// is reported: writes in flight make copies differ for a moment.
@@ -253,17 +253,6 @@ pub struct VerifyArgs {
 
 fn secret(value: &str) -> std::result::Result<Secret, String> {
     Ok(Secret::new(value))
-}
-
-fn seconds(value: &str) -> std::result::Result<Duration, String> {
-    let secs: f64 = value
-        .parse()
-        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
-    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err("give a number of seconds above 0 and at most 86400".into())
-    }
 }
 
 /// The password from `inline` or the first line of `file` (not both; clap already refuses

@@ -36,6 +36,7 @@ use self::report::Memory;
 use self::run::{RunStats, Workload};
 use self::workload::Mix;
 use crate::codec::{Protocol, Transport};
+use crate::config::seconds_flag;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Exit status of a run that completed but had failed operations (or idle connections).
@@ -74,7 +75,7 @@ pub struct Options {
     #[arg(long = "type", value_enum, default_value_t = Mix::Both)]
     pub mix: Mix,
     /// Seconds the timed run lasts (fractions allowed).
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds_flag)]
     pub duration: Duration,
     /// Send getList/putList of N elements per call instead of get/put; rates count elements.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -105,7 +106,7 @@ pub struct Options {
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
     /// Seconds any one call or connection attempt may take before it counts as failed.
-    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds_flag)]
     pub timeout: Duration,
 }
 
@@ -121,17 +122,6 @@ pub enum TransportArg {
 pub enum ProtocolArg {
     Binary,
     Compact,
-}
-
-fn seconds(value: &str) -> std::result::Result<Duration, String> {
-    let secs: f64 = value
-        .parse()
-        .map_err(|_| format!("`{value}` is not a number of seconds"))?;
-    if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 {
-        Ok(Duration::from_secs_f64(secs))
-    } else {
-        Err("give a number of seconds above 0 and at most 86400".into())
-    }
 }
 
 impl Options {
