@@ -179,7 +179,7 @@ pub struct StatusArgs {
     pub connection: ConnectionArgs,
     #[command(flatten)]
     pub sibling: SiblingArgs,
-    /// Seconds one host's probe (connect, SELECT 1, SHOW SLAVE STATUS) may take before the host
+    /// Seconds one host's probe (connect, SELECT 1, SHOW ALL SLAVES STATUS) may take before the host
     /// counts as unreachable.
     #[arg(long, value_name = "SECS", default_value = "2", value_parser = seconds_flag)]
     pub probe_timeout: Duration,

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use mysql_async::{Transaction, TxOpts};
 
+use super::replica;
 use super::sql::{self, column, quote_ident, quote_literal, HostAddr, Login, Session};
 use super::table::write_table;
 use crate::config::{check_bucket_name, Secret};
@@ -731,7 +732,7 @@ async fn check_replication(
         let Some(session) = hosts.get_mut(&host.addr) else {
             continue;
         };
-        match session.replication().await {
+        match replica::default_slave(session).await {
             Err(e) => lines.push(Err(format!(
                 "{}: cannot read its replication state: {e}",
                 host.addr
@@ -755,8 +756,8 @@ async fn check_replication(
                     lines.push(Err(format!(
                         "{} replication from {sibling} is not running (IO {}, SQL {}){}",
                         host.addr,
-                        r.io_state,
-                        r.sql_state,
+                        r.io_running,
+                        r.sql_running,
                         if r.last_error.is_empty() {
                             String::new()
                         } else {

@@ -237,6 +237,15 @@ pub async fn slaves(s: &mut Session) -> Result<Vec<SlaveStatus>> {
     Ok(rows.iter().map(slave_status).collect())
 }
 
+/// The server's default replication connection (the one `SHOW SLAVE STATUS` shows), `None`
+/// when it has none.
+pub async fn default_slave(s: &mut Session) -> Result<Option<SlaveStatus>> {
+    Ok(slaves(s)
+        .await?
+        .into_iter()
+        .find(|st| st.connection.is_empty()))
+}
+
 fn slave_status(row: &Row) -> SlaveStatus {
     let text = |name: &str| -> String {
         match row.get_opt::<Option<String>, _>(name) {

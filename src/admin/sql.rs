@@ -203,69 +203,6 @@ impl Session {
     pub async fn close(self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.disconnect()).await;
     }
-
-    /// The replication state of this server (`SHOW SLAVE STATUS`), `None` when it replicates
-    /// from nobody.
-    pub async fn replication(&mut self) -> Result<Option<Replication>> {
-        let rows = deadline(
-            &self.addr,
-            "reading replication state",
-            self.timeout,
-            self.conn.query::<Row, _>("SHOW SLAVE STATUS"),
-        )
-        .await?;
-        let Some(row) = rows.first() else {
-            return Ok(None);
-        };
-        let text = |name: &str| -> String {
-            match row.get_opt::<Option<String>, _>(name) {
-                Some(Ok(Some(v))) => v,
-                _ => String::new(),
-            }
-        };
-        let master_host = text("Master_Host");
-        let master = match text("Master_Port").parse::<u16>() {
-            Ok(port) if !master_host.is_empty() => Some(HostAddr {
-                host: master_host,
-                port,
-            }),
-            _ => None,
-        };
-        let errors: Vec<String> = ["Last_IO_Error", "Last_SQL_Error"]
-            .into_iter()
-            .map(text)
-            .filter(|e| !e.is_empty())
-            .collect();
-        Ok(Some(Replication {
-            master,
-            io_state: text("Slave_IO_Running"),
-            sql_state: text("Slave_SQL_Running"),
-            seconds_behind: text("Seconds_Behind_Master").parse().ok(),
-            last_error: errors.join("; "),
-        }))
-    }
-}
-
-/// What `SHOW SLAVE STATUS` says about a server's replication.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Replication {
-    /// The master it replicates from.
-    pub master: Option<HostAddr>,
-    /// `Slave_IO_Running`: `Yes`, `No` or `Connecting`.
-    pub io_state: String,
-    /// `Slave_SQL_Running`: `Yes` or `No`.
-    pub sql_state: String,
-    /// `Seconds_Behind_Master`; `None` when the server does not know (NULL).
-    pub seconds_behind: Option<u64>,
-    /// The last IO and SQL thread errors, joined by `; `.
-    pub last_error: String,
-}
-
-impl Replication {
-    /// Both threads run.
-    pub fn running(&self) -> bool {
-        self.io_state == "Yes" && self.sql_state == "Yes"
-    }
 }
 
 /// Runs `sql` (text protocol) on `q` (a connection or a transaction of `addr`) under `limit`.

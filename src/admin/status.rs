@@ -1,9 +1,9 @@
 //! `thrudoc-admin status`: the hosts of the directory, whether each answers, how each
 //! replicates, and how many partitions each holds.
 //!
-//! Hosts are probed at once, each under one overall deadline (connect, `SELECT 1`, `SHOW SLAVE
-//! STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe timeout
-//! instead of holding the report up. Hosts being down is what this command reports, not a
+//! Hosts are probed at once, each under one overall deadline (connect, `SELECT 1`, `SHOW ALL
+//! SLAVES STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe
+//! timeout instead of holding the report up. Hosts being down is what this command reports, not a
 //! failure of it: it fails only when the directory itself cannot be read (from the master, nor,
 //! with `--slave-hostname`, from its sibling).
 
@@ -14,7 +14,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::list::load_directory_or_sibling;
-use super::sql::{HostAddr, Login, Replication};
+use super::replica::{self, SlaveStatus};
+use super::sql::{HostAddr, Login};
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::mysql::directory::Directory;
@@ -34,8 +35,9 @@ pub struct StatusOptions {
 /// What a probe found out about one host.
 #[derive(Debug, Clone)]
 pub enum Probe {
-    /// It answered; `None` when it replicates from nobody.
-    Up(Option<Replication>),
+    /// It answered, with its default replication connection (what `SHOW SLAVE STATUS` shows);
+    /// `None` when it has none.
+    Up(Option<Box<SlaveStatus>>),
     /// It did not answer, with why.
     Down(String),
 }
@@ -57,7 +59,7 @@ pub async fn probe(root: &Login, addr: &HostAddr, limit: Duration) -> Probe {
     let attempt = async {
         let mut session = login.connect(addr, None).await?;
         session.run("SELECT 1", "SELECT 1").await?;
-        let replication = session.replication().await?;
+        let replication = replica::default_slave(&mut session).await?.map(Box::new);
         session.close().await;
         Ok::<_, Error>(replication)
     };
@@ -164,8 +166,8 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
                 row.extend([
                     "up".into(),
                     from,
-                    r.io_state.clone(),
-                    r.sql_state.clone(),
+                    r.io_running.clone(),
+                    r.sql_running.clone(),
                     r.seconds_behind
                         .map(|s| format!("{s}s"))
                         .unwrap_or_else(|| "-".into()),
