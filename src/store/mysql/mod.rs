@@ -184,6 +184,35 @@ impl MysqlStore {
     pub async fn reload(&self) -> Result<Arc<Routing>> {
         self.inner.reload().await
     }
+
+    /// Runs each statement-sized chunk of `groups` (by row count and the `size` of each
+    /// element) as one write on its partition's master, `statement` giving its SQL and
+    /// parameters, and gives every element of a chunk the chunk's outcome in `results`.
+    async fn write_chunks<'a>(
+        &self,
+        routing: &'a Routing,
+        groups: Vec<Group<'a>>,
+        size: impl Fn(usize) -> usize,
+        statement: impl Fn(&Partition, &[usize]) -> (String, Vec<Value>),
+        what: &str,
+        results: &mut [Result<()>],
+    ) {
+        let outcomes = per_chunk(groups, size, |part, chunk| {
+            let (stmt, params) = statement(part, chunk);
+            async move {
+                let r = self
+                    .inner
+                    .write(routing, part, &stmt, Params::Positional(params), what);
+                r.await.map(|_| ())
+            }
+        })
+        .await;
+        for (positions, outcome) in outcomes {
+            for i in positions {
+                results[i] = clone_result(&outcome);
+            }
+        }
+    }
 }
 
 impl Inner {
@@ -656,32 +685,18 @@ impl Store for MysqlStore {
             .collect();
         let (groups, mut results) = group(&routing, &keys, |i| check_value(&entries[i].value, max));
         let groups = in_key_order(groups, &keys);
-        let routing = &routing;
-        let outcomes = per_chunk(
-            groups,
-            |i| entries[i].value.len(),
-            |part, chunk| {
-                // Not padded to a size class as reads are: a repeated row costs InnoDB a
-                // duplicate-key check that measured dearer than preparing the statement.
-                let params = chunk
-                    .iter()
-                    .flat_map(|&i| [bytes(&entries[i].key), bytes(&entries[i].value)])
-                    .collect();
-                let stmt = sql::put_many(&part.table_sql, chunk.len());
-                async move {
-                    let r = self.inner.write(
-                        routing,
-                        part,
-                        &stmt,
-                        Params::Positional(params),
-                        "putList",
-                    );
-                    r.await.map(|_| ())
-                }
-            },
-        )
-        .await;
-        spread(&mut results, outcomes);
+        let statement = |part: &Partition, chunk: &[usize]| {
+            // Not padded to a size class as reads are: a repeated row costs InnoDB a
+            // duplicate-key check that measured dearer than preparing the statement.
+            let params = chunk
+                .iter()
+                .flat_map(|&i| [bytes(&entries[i].key), bytes(&entries[i].value)])
+                .collect();
+            (sql::put_many(&part.table_sql, chunk.len()), params)
+        };
+        let size = |i: usize| entries[i].value.len();
+        self.write_chunks(&routing, groups, size, statement, "putList", &mut results)
+            .await;
         results
     }
 
@@ -747,28 +762,20 @@ impl Store for MysqlStore {
             .map(|k| (k.bucket.as_str(), &k.key[..]))
             .collect();
         let (groups, mut results) = group(&routing, &refs, |_| Ok(()));
-        let routing = &routing;
-        let outcomes = per_chunk(
+        let statement = |part: &Partition, chunk: &[usize]| {
+            let mut params: Vec<Value> = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+            pad(&mut params, 1, size_class(chunk.len()));
+            (sql::remove_many(&part.table_sql, params.len()), params)
+        };
+        self.write_chunks(
+            &routing,
             groups,
             |_| 0,
-            |part, chunk| {
-                let mut params: Vec<Value> = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
-                pad(&mut params, 1, size_class(chunk.len()));
-                let stmt = sql::remove_many(&part.table_sql, params.len());
-                async move {
-                    let r = self.inner.write(
-                        routing,
-                        part,
-                        &stmt,
-                        Params::Positional(params),
-                        "removeList",
-                    );
-                    r.await.map(|_| ())
-                }
-            },
+            statement,
+            "removeList",
+            &mut results,
         )
         .await;
-        spread(&mut results, outcomes);
         results
     }
 
@@ -962,15 +969,6 @@ fn chunks(positions: &[usize], size: impl Fn(usize) -> usize) -> Vec<&[usize]> {
         out.push(&positions[start..]);
     }
     out
-}
-
-/// Gives every element of each chunk its chunk's outcome.
-fn spread(results: &mut [Result<()>], outcomes: Vec<(Vec<usize>, Result<()>)>) {
-    for (positions, outcome) in outcomes {
-        for i in positions {
-            results[i] = clone_result(&outcome);
-        }
-    }
 }
 
 fn clone_error(e: &Error) -> Error {
