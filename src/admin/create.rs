@@ -21,7 +21,7 @@ use mysql_async::{Transaction, TxOpts};
 
 use super::replica;
 use super::sql::{self, column, quote_ident, quote_literal, HostAddr, Login, Session};
-use super::table::write_table;
+use super::table::{write_partitions, write_table, PartitionLine};
 use crate::config::{check_bucket_name, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::mysql::directory::{datatable_ddl, datatable_name, is_sql_name, DIRECTORY_DDL};
@@ -806,28 +806,16 @@ fn print_summary(c: &Created, master: &HostAddr, out: &mut dyn Write) -> Result<
         .collect();
     write_table(out, 2, &["id", "address", "sibling"], &rows)?;
     writeln!(out, "{} partitions:", c.partitions.len())?;
-    let rows: Vec<Vec<String>> = c
-        .partitions
-        .iter()
-        .map(|p| {
-            vec![
-                p.id.to_string(),
-                format!("{:.6}", p.start),
-                format!("{:.6}", p.end),
-                p.host.to_string(),
-                p.sibling
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                p.datatable.clone(),
-            ]
-        })
-        .collect();
-    write_table(
+    write_partitions(
         out,
-        2,
-        &["id", "start", "end", "host", "sibling", "table"],
-        &rows,
+        c.partitions.iter().map(|p| PartitionLine {
+            id: p.id,
+            start: p.start,
+            end: p.end,
+            host: p.host.to_string(),
+            sibling: p.sibling.as_ref().map(|s| s.to_string()),
+            table: p.datatable.clone(),
+        }),
     )?;
     writeln!(out, "directory version: {}", c.version)?;
     if !c.warnings.is_empty() {

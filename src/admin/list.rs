@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use super::sql::{HostAddr, Login};
-use super::table::write_table;
+use super::table::{write_partitions, write_table, PartitionLine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::mysql::directory::Directory;
 
@@ -100,12 +100,11 @@ fn address(dir: &Directory, host_id: u32) -> String {
         .unwrap_or_else(|| format!("unknown host {host_id}"))
 }
 
-fn sibling(dir: &Directory, host_id: u32) -> String {
+fn sibling(dir: &Directory, host_id: u32) -> Option<String> {
     dir.hosts
         .get(&host_id)
         .and_then(|h| h.slave_id)
         .map(|s| address(dir, s))
-        .unwrap_or_else(|| "-".into())
 }
 
 fn print(dir: &Directory, opts: &ListOptions, out: &mut dyn Write) -> Result<()> {
@@ -156,25 +155,16 @@ fn print(dir: &Directory, opts: &ListOptions, out: &mut dyn Write) -> Result<()>
                 b.hash,
                 b.partitions.len()
             )?;
-            let rows: Vec<Vec<String>> = b
-                .partitions
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.id.to_string(),
-                        format!("{:.6}", p.start),
-                        format!("{:.6}", p.end),
-                        address(dir, p.host_id),
-                        sibling(dir, p.host_id),
-                        format!("{}.{}", p.db, p.datatable),
-                    ]
-                })
-                .collect();
-            write_table(
+            write_partitions(
                 out,
-                2,
-                &["id", "start", "end", "host", "sibling", "table"],
-                &rows,
+                b.partitions.iter().map(|p| PartitionLine {
+                    id: p.id,
+                    start: p.start,
+                    end: p.end,
+                    host: address(dir, p.host_id),
+                    sibling: sibling(dir, p.host_id),
+                    table: format!("{}.{}", p.db, p.datatable),
+                }),
             )?;
         }
         (None, Some(why)) => writeln!(out, "bucket `{name}` is invalid and not served: {why}")?,

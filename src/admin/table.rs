@@ -44,6 +44,43 @@ pub fn write_table(
     Ok(())
 }
 
+/// One partition of a listing (`create-tablename`'s summary, `list --tablename`).
+pub struct PartitionLine {
+    pub id: u64,
+    pub start: f64,
+    pub end: f64,
+    pub host: String,
+    /// `None`: the host has no sibling.
+    pub sibling: Option<String>,
+    pub table: String,
+}
+
+/// Writes `parts` as a table indented by 2, ranges to 6 decimals, `-` for no sibling.
+pub fn write_partitions(
+    out: &mut dyn Write,
+    parts: impl IntoIterator<Item = PartitionLine>,
+) -> Result<()> {
+    let rows: Vec<Vec<String>> = parts
+        .into_iter()
+        .map(|p| {
+            vec![
+                p.id.to_string(),
+                format!("{:.6}", p.start),
+                format!("{:.6}", p.end),
+                p.host,
+                p.sibling.unwrap_or_else(|| "-".into()),
+                p.table,
+            ]
+        })
+        .collect();
+    write_table(
+        out,
+        2,
+        &["id", "start", "end", "host", "sibling", "table"],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
