@@ -127,10 +127,7 @@ fn replies() -> Vec<(&'static str, Reply)> {
                         key: Bytes::from(format!("bench-{i}")),
                         value: value.clone(),
                     },
-                    ex: WireException {
-                        what: String::new(),
-                        kind: 1,
-                    },
+                    ex: WireException::success(),
                 })
                 .collect(),
         ),

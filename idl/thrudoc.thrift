@@ -1,12 +1,18 @@
 /*
  * Thrudoc wire API.
  *
- * Existing Thrudoc clients are generated from this shape: names, field ids and
- * types of everything that was in the original IDL are fixed. New things may
- * only be added (new methods, new enum values, new optional fields).
+ * Clients generated from the original Thrudoc IDL (tests/interop/original.thrift) keep
+ * working against this server, so the rules of docs/DESIGN.md ("Wire compatibility") hold
+ * for every change made here:
+ *   - nothing of the original is renamed, renumbered or retyped;
+ *   - only new methods and new optional fields are added (every Thrift library skips a
+ *     field id it does not know);
+ *   - a field an old client reads never carries a value the original did not define
+ *     (strict libraries reject it: Ruby's generated code fails the whole reply, Java maps
+ *     an unknown enum value to null).
  *
- * `binary` and `string` are the same encoding on the wire; values are declared
- * `binary` so that generated clients hand them over as raw bytes.
+ * `binary` and `string` are the same encoding on the wire; values are declared `binary`
+ * so that generated clients hand them over as raw bytes.
  */
 
 namespace cpp thrudoc
@@ -16,27 +22,52 @@ namespace java org.thrudoc
 namespace perl Thrudoc
 namespace php Thrudoc
 namespace rb Thrudoc
+namespace go thrudoc
 
+/**
+ * The original's two kinds, and the only values `ThrudocException.type` ever carries:
+ * NO_SUCH_KEY for a key that is not stored, UNKNOWN for every other failure. The precise
+ * kind is `ThrudocException.code`.
+ */
 enum ExceptionType {
-  /** Anything not covered below (the original's only kind besides NO_SUCH_KEY). */
+  UNKNOWN = 1,
+  NO_SUCH_KEY = 2,
+}
+
+/**
+ * The precise kind of a failure, in `ThrudocException.code`. The field is an i32, not this
+ * enum, so that a client built before a code was added still reads the reply; treat a code
+ * you do not know as UNKNOWN. Codes are only ever added, never renumbered.
+ */
+enum ErrorCode {
+  /** A failure of the server itself (a bug, an unexpected state): it may have happened. */
   UNKNOWN = 1,
   /** get/getList of a key that is not stored. */
   NO_SUCH_KEY = 2,
-  /** Added: a bucket, key, value, seed or count the server does not accept. Nothing was changed. */
+  /** A bucket, key, value, seed, count or op the server does not accept. Nothing changed. */
   INVALID_ARGUMENT = 3,
-  /** Added: the bucket is not known to this server. Nothing was changed. */
+  /** The bucket is not known to this server. Nothing changed. */
   NO_SUCH_BUCKET = 4,
-  /** Added: the key's partition is read-only (its master is down); the write was not attempted. */
+  /** The key's partition is read-only (its master is down); the write was not attempted. */
   READ_ONLY = 5,
-  /** Added: the store could not be reached; the operation was not performed. Safe to retry. */
+  /** The store could not be reached; the operation was not performed. Safe to retry. */
   UNAVAILABLE = 6,
-  /** Added: the connection to the store died after a write was sent; it may or may not have happened. */
+  /** The store's answer to a write was lost: it may or may not have happened. */
   OUTCOME_UNKNOWN = 7,
 }
 
+/**
+ * `what` names the kind first ("read-only: ...", "no such bucket: ..."), then what failed
+ * (operation, bucket, partition, host) and whether it may have happened.
+ *
+ * In the batch methods' result lists a success is an exception with an empty `what` and no
+ * `code`.
+ */
 exception ThrudocException {
   1: string what,
-  2: ExceptionType type = ExceptionType.UNKNOWN
+  2: ExceptionType type = ExceptionType.UNKNOWN,
+  /** Added: an ErrorCode value. Absent on successes in result lists. */
+  3: optional i32 code
 }
 
 struct Element {

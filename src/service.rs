@@ -16,7 +16,7 @@ use bytes::Bytes;
 use crate::codec::{AppExceptionKind, Call, Element, ListResult, Method, ReplyBody, WireException};
 use crate::config::{check_bucket_name, Limits, MAX_KEY_SIZE};
 use crate::error::{Error, ErrorKind, Result};
-use crate::gen::thrudoc::ExceptionType;
+use crate::gen::thrudoc::{ErrorCode, ExceptionType};
 use crate::store::{Entry, KeyRef, Store};
 
 /// Seeds are opaque tokens of the store; none it makes is longer than this.
@@ -36,17 +36,18 @@ pub enum ClientFailure {
 
 /// Maps an error to what the client sees. The only such mapping in the crate.
 ///
-/// Kinds a client can act on get their own `ExceptionType`; the original two (UNKNOWN,
-/// NO_SUCH_KEY) keep their values, so old clients still work and still read `what`. Internal
-/// errors are logged in full by the caller and reach the client without their cause.
+/// `type` carries only what the original IDL defines (NO_SUCH_KEY for a missing key, UNKNOWN
+/// for everything else), because strict clients of the original reject any other value; the
+/// precise kind travels in `code` (an `ErrorCode`), and `what` names it for every client.
+/// Internal errors are logged in full by the caller and reach the client without their cause.
 pub fn client_failure(err: &Error) -> ClientFailure {
-    let kind = match err.kind() {
-        ErrorKind::NoSuchKey => ExceptionType::NO_SUCH_KEY,
-        ErrorKind::NoSuchBucket => ExceptionType::NO_SUCH_BUCKET,
-        ErrorKind::InvalidArgument => ExceptionType::INVALID_ARGUMENT,
-        ErrorKind::ReadOnly => ExceptionType::READ_ONLY,
-        ErrorKind::Unavailable => ExceptionType::UNAVAILABLE,
-        ErrorKind::OutcomeUnknown => ExceptionType::OUTCOME_UNKNOWN,
+    let code = match err.kind() {
+        ErrorKind::NoSuchKey => ErrorCode::NO_SUCH_KEY,
+        ErrorKind::NoSuchBucket => ErrorCode::NO_SUCH_BUCKET,
+        ErrorKind::InvalidArgument => ErrorCode::INVALID_ARGUMENT,
+        ErrorKind::ReadOnly => ErrorCode::READ_ONLY,
+        ErrorKind::Unavailable => ErrorCode::UNAVAILABLE,
+        ErrorKind::OutcomeUnknown => ErrorCode::OUTCOME_UNKNOWN,
         ErrorKind::Protocol => {
             return ClientFailure::Application {
                 kind: AppExceptionKind::ProtocolError,
@@ -56,28 +57,33 @@ pub fn client_failure(err: &Error) -> ClientFailure {
         ErrorKind::Config | ErrorKind::Internal => {
             return ClientFailure::Thrudoc(WireException {
                 what: format!("{}: {}", err.kind(), err.message()),
-                kind: ExceptionType::UNKNOWN.0,
+                type_: ExceptionType::UNKNOWN.0,
+                code: Some(ErrorCode::UNKNOWN.0),
             })
         }
     };
+    let type_ = if code == ErrorCode::NO_SUCH_KEY {
+        ExceptionType::NO_SUCH_KEY
+    } else {
+        ExceptionType::UNKNOWN
+    };
     ClientFailure::Thrudoc(WireException {
         what: format!("{}: {err}", err.kind()),
-        kind: kind.0,
+        type_: type_.0,
+        code: Some(code.0),
     })
 }
 
 /// The exception a batch method puts in its result list for one element.
 fn element_exception(result: &Result<()>) -> WireException {
     match result {
-        Ok(()) => WireException {
-            what: String::new(),
-            kind: ExceptionType::UNKNOWN.0,
-        },
+        Ok(()) => WireException::success(),
         Err(e) => match client_failure(e) {
             ClientFailure::Thrudoc(ex) => ex,
             ClientFailure::Application { message, .. } => WireException {
                 what: message,
-                kind: ExceptionType::UNKNOWN.0,
+                type_: ExceptionType::UNKNOWN.0,
+                code: Some(ErrorCode::UNKNOWN.0),
             },
         },
     }
@@ -456,38 +462,73 @@ fn new_key() -> Bytes {
 mod tests {
     use super::*;
 
-    #[test]
-    fn original_exception_types_keep_their_values() {
-        let e = Error::new(ErrorKind::NoSuchKey, "no key `k` in bucket `data`");
-        let ClientFailure::Thrudoc(ex) = client_failure(&e) else {
-            panic!()
-        };
-        assert_eq!(ex.kind, 2);
-        assert!(ex.what.contains("no key `k`"), "{}", ex.what);
-        let ClientFailure::Thrudoc(ex) = client_failure(&Error::internal("boom")) else {
-            panic!()
-        };
-        assert_eq!(ex.kind, 1);
+    const EVERY_KIND: [ErrorKind; 9] = [
+        ErrorKind::NoSuchKey,
+        ErrorKind::NoSuchBucket,
+        ErrorKind::InvalidArgument,
+        ErrorKind::ReadOnly,
+        ErrorKind::Unavailable,
+        ErrorKind::OutcomeUnknown,
+        ErrorKind::Protocol,
+        ErrorKind::Config,
+        ErrorKind::Internal,
+    ];
+
+    fn thrown(e: &Error) -> WireException {
+        match client_failure(e) {
+            ClientFailure::Thrudoc(ex) => ex,
+            other => panic!("{e:?} became {other:?}"),
+        }
     }
 
     #[test]
-    fn every_kind_maps_to_a_distinct_client_failure() {
-        let kinds = [
+    fn type_only_carries_the_original_values() {
+        let e = Error::new(ErrorKind::NoSuchKey, "no key `k` in bucket `data`");
+        let ex = thrown(&e);
+        assert_eq!(ex.type_, ExceptionType::NO_SUCH_KEY.0);
+        assert_eq!(ex.code, Some(ErrorCode::NO_SUCH_KEY.0));
+        assert!(ex.what.contains("no key `k`"), "{}", ex.what);
+        for kind in EVERY_KIND {
+            if kind == ErrorKind::Protocol {
+                continue;
+            }
+            let ex = thrown(&Error::new(kind, "x"));
+            let original = [ExceptionType::UNKNOWN.0, ExceptionType::NO_SUCH_KEY.0];
+            assert!(
+                original.contains(&ex.type_),
+                "{kind:?} sent type {}",
+                ex.type_
+            );
+            assert_eq!(
+                ex.type_ == ExceptionType::NO_SUCH_KEY.0,
+                kind == ErrorKind::NoSuchKey,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code_and_names_itself() {
+        let mut seen = std::collections::HashMap::new();
+        for kind in [
             ErrorKind::NoSuchKey,
             ErrorKind::NoSuchBucket,
             ErrorKind::InvalidArgument,
             ErrorKind::ReadOnly,
             ErrorKind::Unavailable,
             ErrorKind::OutcomeUnknown,
-        ];
-        let mut seen = std::collections::HashSet::new();
-        for k in kinds {
-            let ClientFailure::Thrudoc(ex) = client_failure(&Error::new(k, "x")) else {
-                panic!()
-            };
-            assert!(ex.kind > 1, "{k:?}");
-            assert!(!ex.what.is_empty());
-            assert!(seen.insert(ex.kind), "{k:?} shares a type");
+        ] {
+            let ex = thrown(&Error::new(kind, "x"));
+            let code = ex.code.expect("a code");
+            assert!(code > ErrorCode::UNKNOWN.0, "{kind:?}");
+            assert!(ex.what.starts_with(kind.as_str()), "{kind:?}: {}", ex.what);
+            assert_eq!(seen.insert(code, kind), None, "{kind:?} shares code {code}");
+        }
+        for kind in [ErrorKind::Config, ErrorKind::Internal] {
+            assert_eq!(
+                thrown(&Error::new(kind, "x")).code,
+                Some(ErrorCode::UNKNOWN.0)
+            );
         }
         assert!(matches!(
             client_failure(&Error::new(ErrorKind::Protocol, "bad")),
@@ -500,8 +541,13 @@ mod tests {
 
     #[test]
     fn successes_in_lists_have_empty_what() {
-        assert!(element_exception(&Ok(())).what.is_empty());
-        assert!(!element_exception(&Err(Error::invalid("x"))).what.is_empty());
+        let success = element_exception(&Ok(()));
+        assert!(success.what.is_empty());
+        assert_eq!(success.code, None);
+        let failure = element_exception(&Err(Error::invalid("x")));
+        assert!(!failure.what.is_empty());
+        assert_eq!(failure.type_, ExceptionType::UNKNOWN.0);
+        assert_eq!(failure.code, Some(ErrorCode::INVALID_ARGUMENT.0));
     }
 
     #[test]

@@ -219,16 +219,24 @@ fn write_exception<W: ProtoWrite>(out: &mut Vec<u8>, e: &WireException) {
     W::field_begin(out, Ty::Binary, 1, 0);
     W::binary(out, e.what.as_bytes());
     W::field_begin(out, Ty::I32, 2, 1);
-    W::i32(out, e.kind);
+    W::i32(out, e.type_);
+    if let Some(code) = e.code {
+        W::field_begin(out, Ty::I32, 3, 2);
+        W::i32(out, code);
+    }
     W::field_stop(out);
 }
+
+/// The field id clients of the original IDL read the declared exception from: its `throws`
+/// clauses named no id, and Thrift compilers number such a field -1.
+const ORIGINAL_THROWS_ID: i16 = -1;
 
 /// An upper bound of the encoded size of `body` (short of pathological name lengths), so that
 /// `out` grows once instead of copying large values over and over as it doubles.
 fn size_hint(body: &ReplyBody) -> usize {
     // Per string: a length of at most 5 bytes and a field header of at most 4.
     const STR: usize = 9;
-    const EX: usize = 2 * STR + 1;
+    const EX: usize = 3 * STR + 1;
     let element = |e: &Element| e.bucket.len() + e.key.len() + e.value.len() + 3 * STR + 1;
     32 + match body {
         ReplyBody::Void => 0,
@@ -242,7 +250,7 @@ fn size_hint(body: &ReplyBody) -> usize {
             .iter()
             .map(|r| element(&r.element) + r.ex.what.len() + EX + 9)
             .sum(),
-        ReplyBody::Thrown(e) => e.what.len() + EX,
+        ReplyBody::Thrown(e) => 2 * (e.what.len() + EX),
     }
 }
 
@@ -295,6 +303,8 @@ pub(super) fn write_reply<W: ProtoWrite>(out: &mut Vec<u8>, reply: &Reply) {
         }
         ReplyBody::Thrown(e) => {
             W::field_begin(out, Ty::Struct, 1, 0);
+            write_exception::<W>(out, e);
+            W::field_begin(out, Ty::Struct, ORIGINAL_THROWS_ID, 1);
             write_exception::<W>(out, e);
         }
     }

@@ -157,13 +157,28 @@ pub enum Incoming {
     },
 }
 
-/// `exception ThrudocException { 1: string what, 2: ExceptionType type }`. `kind` holds the
-/// `ExceptionType` value (1 UNKNOWN, 2 NO_SUCH_KEY, ...). An empty `what` means success inside
-/// the batch methods' result lists.
+/// `exception ThrudocException { 1: string what, 2: ExceptionType type, 3: optional i32 code }`.
+///
+/// `type_` is an `ExceptionType` of the original IDL (1 UNKNOWN, 2 NO_SUCH_KEY) and nothing
+/// else, because strict clients of the original reject other values; `code` is the precise
+/// `ErrorCode`, which only clients of the new IDL read. An empty `what` (and no `code`) means
+/// success inside the batch methods' result lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireException {
     pub what: String,
-    pub kind: i32,
+    pub type_: i32,
+    pub code: Option<i32>,
+}
+
+impl WireException {
+    /// The per-element success of the batch methods' result lists.
+    pub fn success() -> Self {
+        WireException {
+            what: String::new(),
+            type_: 1,
+            code: None,
+        }
+    }
 }
 
 /// `struct ListResponse { 1: Element element, 2: ThrudocException ex }`.
@@ -174,7 +189,8 @@ pub struct ListResult {
 }
 
 /// The body of a REPLY message: the `success` field (id 0) for each return type, or the
-/// declared exception (field id 1).
+/// declared exception (field id 1, written again as -1 for clients of the original IDL; see
+/// [`ReplyBody::Thrown`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyBody {
     /// `void` methods: an empty result struct.
@@ -189,7 +205,10 @@ pub enum ReplyBody {
     Exceptions(Vec<WireException>),
     /// `list<ListResponse>` (getList, putValueList).
     ListResults(Vec<ListResult>),
-    /// The method threw `ThrudocException` (result field 1).
+    /// The method threw `ThrudocException`. It is written twice, as result field 1 (this IDL's
+    /// `throws (1: ThrudocException e)`) and as field -1: the original IDL gave its `throws`
+    /// clauses no field id, and Thrift compilers number such fields -1. Each client reads the
+    /// id it knows and skips the other, as Thrift libraries skip every unknown field.
     Thrown(WireException),
 }
 

@@ -750,21 +750,30 @@ fn from_gen(e: gen::Element) -> Element {
     }
 }
 
-fn ex(what: &str, kind: i32) -> WireException {
+fn ex(what: &str, type_: i32) -> WireException {
     WireException {
         what: what.to_owned(),
-        kind,
+        type_,
+        code: None,
+    }
+}
+
+fn ex_code(what: &str, type_: i32, code: i32) -> WireException {
+    WireException {
+        code: Some(code),
+        ..ex(what, type_)
     }
 }
 
 fn to_gen_ex(e: &WireException) -> gen::ThrudocException {
-    gen::ThrudocException::new(e.what.clone(), gen::ExceptionType(e.kind))
+    gen::ThrudocException::new(e.what.clone(), gen::ExceptionType(e.type_), e.code)
 }
 
 fn from_gen_ex(e: gen::ThrudocException) -> WireException {
     WireException {
         what: e.what.expect("what"),
-        kind: e.type_.expect("type").0,
+        type_: e.type_.expect("type").0,
+        code: e.code,
     }
 }
 
@@ -773,7 +782,11 @@ fn reply_cases() -> Vec<Reply> {
         .map(|i| el("bucket", &format!("ключ{i}"), vec![i as u8; i]))
         .collect();
     let exceptions: Vec<WireException> = (0..17)
-        .map(|i| ex(if i % 2 == 0 { "" } else { "bad key" }, i - 3))
+        .map(|i| match i % 3 {
+            0 => ex("", i - 3),
+            1 => ex_code("bad key", 1, i),
+            _ => ex_code("no such key", 2, i32::MIN + i),
+        })
         .collect();
     let results: Vec<ListResult> = elements
         .iter()
@@ -821,9 +834,16 @@ fn reply_cases() -> Vec<Reply> {
         ),
         (Method::GetList, ReplyBody::ListResults(results.clone())),
         (Method::PutValueList, ReplyBody::ListResults(vec![])),
-        (Method::Get, ReplyBody::Thrown(ex("no such key", 2))),
+        (Method::Get, ReplyBody::Thrown(ex_code("no such key", 2, 2))),
+        (
+            Method::Put,
+            ReplyBody::Thrown(ex_code("read-only: p1", 1, 5)),
+        ),
         (Method::PutList, ReplyBody::Thrown(ex("", i32::MIN))),
-        (Method::Scan, ReplyBody::Thrown(ex("ключ", i32::MAX))),
+        (
+            Method::Scan,
+            ReplyBody::Thrown(ex_code("ключ", i32::MAX, i32::MIN)),
+        ),
     ];
     bodies
         .into_iter()
@@ -888,7 +908,11 @@ fn reference_reply(p: Protocol, reply: &Reply) -> Vec<u8> {
                     o.write_list_end().unwrap();
                 }
                 ReplyBody::Thrown(e) => {
+                    // This IDL's field 1, then the original IDL's implicit -1.
                     field(o, TType::Struct, 1);
+                    to_gen_ex(e).write_to_out_protocol(o).unwrap();
+                    o.write_field_end().unwrap();
+                    field(o, TType::Struct, -1);
                     to_gen_ex(e).write_to_out_protocol(o).unwrap();
                 }
             }
@@ -920,10 +944,12 @@ fn read_with_reference<R>(
     r
 }
 
-/// The result struct of `method`, read with the generated types.
+/// The result struct of `method`, read with the generated types. A thrown exception must be
+/// there twice, as field 1 and as the original IDL's field -1, with the same content.
 fn read_result(i: &mut dyn TInputProtocol, method: Method) -> ReplyBody {
     i.read_struct_begin().unwrap();
     let mut body = ReplyBody::Void;
+    let mut original = None;
     loop {
         let f = i.read_field_begin().unwrap();
         if f.field_type == TType::Stop {
@@ -985,11 +1011,22 @@ fn read_result(i: &mut dyn TInputProtocol, method: Method) -> ReplyBody {
             (Some(1), TType::Struct) => ReplyBody::Thrown(from_gen_ex(
                 gen::ThrudocException::read_from_in_protocol(i).unwrap(),
             )),
+            (Some(-1), TType::Struct) => {
+                original = Some(from_gen_ex(
+                    gen::ThrudocException::read_from_in_protocol(i).unwrap(),
+                ));
+                i.read_field_end().unwrap();
+                continue;
+            }
             other => panic!("unexpected result field {other:?}"),
         };
         i.read_field_end().unwrap();
     }
     i.read_struct_end().unwrap();
+    match &body {
+        ReplyBody::Thrown(e) => assert_eq!(original.as_ref(), Some(e), "field -1"),
+        _ => assert_eq!(original, None, "field -1 without field 1"),
+    }
     body
 }
 
@@ -1276,7 +1313,7 @@ fn generated_client_talks_to_the_codec() {
                     let e = e.downcast::<gen::ThrudocException>().unwrap();
                     assert_eq!(
                         *e,
-                        gen::ThrudocException::new(s("no such key"), gen::ExceptionType(2))
+                        gen::ThrudocException::new(s("no such key"), gen::ExceptionType(2), None)
                     );
                 }
                 other => panic!("{ctx}: {other:?}"),
@@ -1303,9 +1340,9 @@ fn generated_client_talks_to_the_codec() {
             assert_eq!(
                 c.put_list(elements.clone()).unwrap(),
                 vec![
-                    gen::ThrudocException::new(s(""), gen::ExceptionType(2)),
-                    gen::ThrudocException::new(s(""), gen::ExceptionType(7)),
-                    gen::ThrudocException::new(s(""), gen::ExceptionType(0)),
+                    gen::ThrudocException::new(s(""), gen::ExceptionType(2), None),
+                    gen::ThrudocException::new(s(""), gen::ExceptionType(7), None),
+                    gen::ThrudocException::new(s(""), gen::ExceptionType(0), None),
                 ]
             );
             let got = c.get_list(elements.clone()).unwrap();
@@ -1314,15 +1351,15 @@ fn generated_client_talks_to_the_codec() {
                 vec![
                     gen::ListResponse::new(
                         gen_el("b", "k1", b"v:k1"),
-                        gen::ThrudocException::new(s(""), gen::ExceptionType(1))
+                        gen::ThrudocException::new(s(""), gen::ExceptionType(1), None)
                     ),
                     gen::ListResponse::new(
                         gen_el("b", "missing", b""),
-                        gen::ThrudocException::new(s("no such key"), gen::ExceptionType(2))
+                        gen::ThrudocException::new(s("no such key"), gen::ExceptionType(2), None)
                     ),
                     gen::ListResponse::new(
                         gen_el("", "", b"v:"),
-                        gen::ThrudocException::new(s(""), gen::ExceptionType(1))
+                        gen::ThrudocException::new(s(""), gen::ExceptionType(1), None)
                     ),
                 ],
                 "{ctx}"

@@ -25,32 +25,18 @@ use thrift::protocol::verify_expected_service_call;
 use thrift::protocol::verify_required_field_exists;
 use thrift::server::TProcessor;
 
+/// The original's two kinds, and the only values `ThrudocException.type` ever carries:
+/// NO_SUCH_KEY for a key that is not stored, UNKNOWN for every other failure. The precise
+/// kind is `ThrudocException.code`.
 #[derive(Copy, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct ExceptionType(pub i32);
 
 impl ExceptionType {
-  /// Anything not covered below (the original's only kind besides NO_SUCH_KEY).
   pub const UNKNOWN: ExceptionType = ExceptionType(1);
-  /// get/getList of a key that is not stored.
   pub const NO_SUCH_KEY: ExceptionType = ExceptionType(2);
-  /// Added: a bucket, key, value, seed or count the server does not accept. Nothing was changed.
-  pub const INVALID_ARGUMENT: ExceptionType = ExceptionType(3);
-  /// Added: the bucket is not known to this server. Nothing was changed.
-  pub const NO_SUCH_BUCKET: ExceptionType = ExceptionType(4);
-  /// Added: the key's partition is read-only (its master is down); the write was not attempted.
-  pub const READ_ONLY: ExceptionType = ExceptionType(5);
-  /// Added: the store could not be reached; the operation was not performed. Safe to retry.
-  pub const UNAVAILABLE: ExceptionType = ExceptionType(6);
-  /// Added: the connection to the store died after a write was sent; it may or may not have happened.
-  pub const OUTCOME_UNKNOWN: ExceptionType = ExceptionType(7);
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::UNKNOWN,
     Self::NO_SUCH_KEY,
-    Self::INVALID_ARGUMENT,
-    Self::NO_SUCH_BUCKET,
-    Self::READ_ONLY,
-    Self::UNAVAILABLE,
-    Self::OUTCOME_UNKNOWN,
   ];
 }
 
@@ -70,11 +56,6 @@ impl From<i32> for ExceptionType {
     match i {
       1 => ExceptionType::UNKNOWN,
       2 => ExceptionType::NO_SUCH_KEY,
-      3 => ExceptionType::INVALID_ARGUMENT,
-      4 => ExceptionType::NO_SUCH_BUCKET,
-      5 => ExceptionType::READ_ONLY,
-      6 => ExceptionType::UNAVAILABLE,
-      7 => ExceptionType::OUTCOME_UNKNOWN,
       _ => ExceptionType(i)
     }
   }
@@ -98,21 +79,105 @@ impl From<&ExceptionType> for i32 {
   }
 }
 
+/// The precise kind of a failure, in `ThrudocException.code`. The field is an i32, not this
+/// enum, so that a client built before a code was added still reads the reply; treat a code
+/// you do not know as UNKNOWN. Codes are only ever added, never renumbered.
+#[derive(Copy, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub struct ErrorCode(pub i32);
+
+impl ErrorCode {
+  /// A failure of the server itself (a bug, an unexpected state): it may have happened.
+  pub const UNKNOWN: ErrorCode = ErrorCode(1);
+  /// get/getList of a key that is not stored.
+  pub const NO_SUCH_KEY: ErrorCode = ErrorCode(2);
+  /// A bucket, key, value, seed, count or op the server does not accept. Nothing changed.
+  pub const INVALID_ARGUMENT: ErrorCode = ErrorCode(3);
+  /// The bucket is not known to this server. Nothing changed.
+  pub const NO_SUCH_BUCKET: ErrorCode = ErrorCode(4);
+  /// The key's partition is read-only (its master is down); the write was not attempted.
+  pub const READ_ONLY: ErrorCode = ErrorCode(5);
+  /// The store could not be reached; the operation was not performed. Safe to retry.
+  pub const UNAVAILABLE: ErrorCode = ErrorCode(6);
+  /// The store's answer to a write was lost: it may or may not have happened.
+  pub const OUTCOME_UNKNOWN: ErrorCode = ErrorCode(7);
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::UNKNOWN,
+    Self::NO_SUCH_KEY,
+    Self::INVALID_ARGUMENT,
+    Self::NO_SUCH_BUCKET,
+    Self::READ_ONLY,
+    Self::UNAVAILABLE,
+    Self::OUTCOME_UNKNOWN,
+  ];
+}
+
+impl TSerializable for ErrorCode {
+  #[allow(clippy::trivially_copy_pass_by_ref)]
+  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    o_prot.write_i32(self.0)
+  }
+  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<ErrorCode> {
+    let enum_value = i_prot.read_i32()?;
+    Ok(ErrorCode::from(enum_value))
+  }
+}
+
+impl From<i32> for ErrorCode {
+  fn from(i: i32) -> Self {
+    match i {
+      1 => ErrorCode::UNKNOWN,
+      2 => ErrorCode::NO_SUCH_KEY,
+      3 => ErrorCode::INVALID_ARGUMENT,
+      4 => ErrorCode::NO_SUCH_BUCKET,
+      5 => ErrorCode::READ_ONLY,
+      6 => ErrorCode::UNAVAILABLE,
+      7 => ErrorCode::OUTCOME_UNKNOWN,
+      _ => ErrorCode(i)
+    }
+  }
+}
+
+impl From<&i32> for ErrorCode {
+  fn from(i: &i32) -> Self {
+    ErrorCode::from(*i)
+  }
+}
+
+impl From<ErrorCode> for i32 {
+  fn from(e: ErrorCode) -> i32 {
+    e.0
+  }
+}
+
+impl From<&ErrorCode> for i32 {
+  fn from(e: &ErrorCode) -> i32 {
+    e.0
+  }
+}
+
 //
 // ThrudocException
 //
 
+/// `what` names the kind first ("read-only: ...", "no such bucket: ..."), then what failed
+/// (operation, bucket, partition, host) and whether it may have happened.
+/// 
+/// In the batch methods' result lists a success is an exception with an empty `what` and no
+/// `code`.
 #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
 pub struct ThrudocException {
   pub what: Option<String>,
   pub type_: Option<ExceptionType>,
+  /// Added: an ErrorCode value. Absent on successes in result lists.
+  pub code: Option<i32>,
 }
 
 impl ThrudocException {
-  pub fn new<F1, F2>(what: F1, type_: F2) -> ThrudocException where F1: Into<Option<String>>, F2: Into<Option<ExceptionType>> {
+  pub fn new<F1, F2, F3>(what: F1, type_: F2, code: F3) -> ThrudocException where F1: Into<Option<String>>, F2: Into<Option<ExceptionType>>, F3: Into<Option<i32>> {
     ThrudocException {
       what: what.into(),
       type_: type_.into(),
+      code: code.into(),
     }
   }
 }
@@ -122,6 +187,7 @@ impl TSerializable for ThrudocException {
     i_prot.read_struct_begin()?;
     let mut f_1: Option<String> = Some("".to_owned());
     let mut f_2: Option<ExceptionType> = None;
+    let mut f_3: Option<i32> = None;
     loop {
       let field_ident = i_prot.read_field_begin()?;
       if field_ident.field_type == TType::Stop {
@@ -137,6 +203,10 @@ impl TSerializable for ThrudocException {
           let val = ExceptionType::read_from_in_protocol(i_prot)?;
           f_2 = Some(val);
         },
+        3 => {
+          let val = i_prot.read_i32()?;
+          f_3 = Some(val);
+        },
         _ => {
           i_prot.skip(field_ident.field_type)?;
         },
@@ -147,6 +217,7 @@ impl TSerializable for ThrudocException {
     let ret = ThrudocException {
       what: f_1,
       type_: f_2,
+      code: f_3,
     };
     Ok(ret)
   }
@@ -163,6 +234,11 @@ impl TSerializable for ThrudocException {
       fld_var.write_to_out_protocol(o_prot)?;
       o_prot.write_field_end()?
     }
+    if let Some(fld_var) = self.code {
+      o_prot.write_field_begin(&TFieldIdentifier::new("code", TType::I32, 3))?;
+      o_prot.write_i32(fld_var)?;
+      o_prot.write_field_end()?
+    }
     o_prot.write_field_stop()?;
     o_prot.write_struct_end()
   }
@@ -173,6 +249,7 @@ impl Default for ThrudocException {
     ThrudocException{
       what: Some("".to_owned()),
       type_: None,
+      code: Some(0),
     }
   }
 }
