@@ -261,7 +261,7 @@ fn final_values(server: &ThrudocServer, keys: &[String]) -> HashMap<String, Opti
             let v = match c.get(BUCKET.into(), k.clone()) {
                 Ok(v) => Some(v),
                 Err(e) => {
-                    assert_eq!(common::exception_type(e), 2, "final read of {k}");
+                    assert_eq!(common::error_code(e), 2, "final read of {k}");
                     None
                 }
             };

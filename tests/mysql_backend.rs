@@ -9,9 +9,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::checks::{element, exercise_every_method, walk, INVALID, NO_BUCKET, NO_SUCH_KEY};
+use common::conformance::{checks_per_run, script, Idl, Values};
+use common::drivers::{Bindings, Lang, Source};
 use common::mariadb::{require_mariadb, wait_replicated, Cluster, MariaDb};
 use common::mysql::{create_bucket, part_of, partitions, sql_hex, thrudoc_on};
-use common::{exception_type, ThrudocServer};
+use common::{code_of, error_code, ThrudocServer};
 use thrudoc::client::ALL_KINDS;
 use thrudoc::codec::{Protocol, Transport};
 use thrudoc::gen::thrudoc::TThrudocSyncClient;
@@ -146,7 +148,7 @@ fn an_existing_thrudoc_directory_is_served_unchanged() {
     }
     c.remove("tags".into(), "0-old".into()).unwrap();
     assert_eq!(
-        exception_type(c.get("tags".into(), "0-old".into()).unwrap_err()),
+        error_code(c.get("tags".into(), "0-old".into()).unwrap_err()),
         NO_SUCH_KEY
     );
     let seen = walk(&mut c, "tags", 7);
@@ -254,49 +256,13 @@ fn python_client_passes_the_conformance_check_against_mysql() {
     let cluster = cluster();
     create(cluster, "pyapi", 2);
     let server = thrudoc_in(cluster, "thrudoc", "");
-    let gen = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("scripts/gen-thrift")
-        .arg("--py")
-        .arg(gen.path())
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "scripts/gen-thrift --py failed (is thrift-compiler installed?)"
+    let values = Values::Bytes;
+    let report = Bindings::generate(Lang::Python, Source::New)
+        .run(server.addr, &script("pyapi", Idl::New, values, "mysql"));
+    report.assert_passed(
+        checks_per_run(values) * ALL_KINDS.len(),
+        &server.stderr_text(),
     );
-    for (transport, protocol) in ALL_KINDS {
-        let out = std::process::Command::new("python3")
-            .arg("tests/interop/thrudoc_check.py")
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &server.addr.port().to_string(),
-            ])
-            .args([
-                "--transport",
-                &transport.to_string(),
-                "--protocol",
-                &protocol.to_string(),
-            ])
-            .args([
-                "--bucket",
-                "pyapi",
-                "--prefix",
-                &format!("{transport}-{protocol}/"),
-            ])
-            .arg("--gen")
-            .arg(gen.path())
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && stdout.lines().last().unwrap_or("").ends_with(" 0 failed"),
-            "{transport}/{protocol}:\n{stdout}\n{}\nserver:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            server.stderr_text()
-        );
-    }
 }
 
 #[test]
@@ -379,7 +345,7 @@ fn batches_span_buckets_partitions_and_hosts_with_failing_elements() {
         let ok = r.what.as_deref() == Some("");
         assert_eq!(ok, expect(i) == 0, "put element {i}: {r:?}");
         if !ok {
-            assert_eq!(r.type_.map(|t| t.0), Some(expect(i)), "put element {i}");
+            assert_eq!(code_of(r), expect(i), "put element {i}");
         }
     }
     let got = c.get_list(elements.clone()).unwrap();
@@ -391,7 +357,7 @@ fn batches_span_buckets_partitions_and_hosts_with_failing_elements() {
             assert_eq!(ex.what.as_deref(), Some(""), "{i}");
             assert_eq!(element.value, elements[i].value, "{i}");
         } else {
-            assert_eq!(ex.type_.map(|t| t.0), Some(expect(i)), "get element {i}");
+            assert_eq!(code_of(ex), expect(i), "get element {i}");
         }
     }
     let removed = c.remove_list(elements.clone()).unwrap();
@@ -403,11 +369,7 @@ fn batches_span_buckets_partitions_and_hosts_with_failing_elements() {
         } else {
             expect(i)
         };
-        assert_eq!(
-            r.ex.as_ref().unwrap().type_.map(|t| t.0),
-            Some(want),
-            "after remove {i}"
-        );
+        assert_eq!(code_of(r.ex.as_ref().unwrap()), want, "after remove {i}");
     }
 }
 
@@ -461,12 +423,12 @@ fn bad_input_is_refused_and_changes_nothing() {
             INVALID,
         ),
     ] {
-        assert_eq!(exception_type(err), want, "{name}");
+        assert_eq!(error_code(err), want, "{name}");
     }
     // An append past MYSQL_MAX_VALUES_SIZE is refused atomically and leaves the value alone.
     c.put(b(), "grow".into(), vec![7; 1 << 20]).unwrap();
     assert_eq!(
-        exception_type(c.append(b(), "grow".into(), vec![8]).unwrap_err()),
+        error_code(c.append(b(), "grow".into(), vec![8]).unwrap_err()),
         INVALID
     );
     assert_eq!(c.get(b(), "grow".into()).unwrap(), vec![7; 1 << 20]);
@@ -560,8 +522,8 @@ fn frozen_partitions_refuse_writes_and_keep_serving_reads() {
             .put("frozen".into(), (*k).clone(), b"during".to_vec())
             .unwrap_err();
         assert_eq!(
-            exception_type(err),
-            thrudoc::gen::thrudoc::ExceptionType::READ_ONLY.0
+            error_code(err),
+            thrudoc::gen::thrudoc::ErrorCode::READ_ONLY.0
         );
         assert_eq!(c.get("frozen".into(), (*k).clone()).unwrap(), b"before");
     }

@@ -9,9 +9,9 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{exception_type, ThrudocServer};
+use common::{error_code, ThrudocServer};
 use thrudoc::codec::{Protocol, Transport};
-use thrudoc::gen::thrudoc::{ExceptionType, TThrudocSyncClient};
+use thrudoc::gen::thrudoc::{ErrorCode, TThrudocSyncClient};
 
 const T_STRING: u8 = 11;
 
@@ -188,8 +188,8 @@ fn oversize_frames_are_refused_before_they_are_read() {
     assert_still_serving(&server);
     let mut c = server.client(Transport::Framed, Protocol::Binary);
     assert_eq!(
-        exception_type(c.get("data".into(), "no".into()).unwrap_err()),
-        ExceptionType::NO_SUCH_KEY.0
+        error_code(c.get("data".into(), "no".into()).unwrap_err()),
+        ErrorCode::NO_SUCH_KEY.0
     );
     assert!(server.stderr_text().contains("exceeds the limit"));
 }

@@ -2,13 +2,13 @@
 //! generated from the IDL and assert what every Thrudoc store must do.
 
 use thrudoc::client::Client;
-use thrudoc::gen::thrudoc::{Element, ExceptionType, TThrudocSyncClient};
+use thrudoc::gen::thrudoc::{Element, ErrorCode, TThrudocSyncClient};
 
-use super::exception_type;
+use super::{code_of, error_code};
 
-pub const NO_SUCH_KEY: i32 = ExceptionType::NO_SUCH_KEY.0;
-pub const INVALID: i32 = ExceptionType::INVALID_ARGUMENT.0;
-pub const NO_BUCKET: i32 = ExceptionType::NO_SUCH_BUCKET.0;
+pub const NO_SUCH_KEY: i32 = ErrorCode::NO_SUCH_KEY.0;
+pub const INVALID: i32 = ErrorCode::INVALID_ARGUMENT.0;
+pub const NO_BUCKET: i32 = ErrorCode::NO_SUCH_BUCKET.0;
 
 pub fn element(bucket: &str, key: &str, value: &[u8]) -> Element {
     Element::new(bucket.to_string(), key.to_string(), value.to_vec())
@@ -18,8 +18,8 @@ fn what(ex: &Option<thrudoc::gen::thrudoc::ThrudocException>) -> String {
     ex.as_ref().and_then(|e| e.what.clone()).unwrap_or_default()
 }
 
-fn ex_type(ex: &Option<thrudoc::gen::thrudoc::ThrudocException>) -> i32 {
-    ex.as_ref().and_then(|e| e.type_).map_or(1, |t| t.0)
+fn ex_code(ex: &Option<thrudoc::gen::thrudoc::ThrudocException>) -> i32 {
+    code_of(ex.as_ref().expect("an exception"))
 }
 
 /// Every method once on `bucket`, with the edge cases of values and keys; `p` prefixes every
@@ -48,14 +48,11 @@ pub fn exercise_every_method(c: &mut Client, bucket: &str, p: &str) {
 
     // Missing keys, remove.
     assert_eq!(
-        exception_type(c.get(b(), k("missing")).unwrap_err()),
+        error_code(c.get(b(), k("missing")).unwrap_err()),
         NO_SUCH_KEY
     );
     c.remove(b(), k("empty")).unwrap();
-    assert_eq!(
-        exception_type(c.get(b(), k("empty")).unwrap_err()),
-        NO_SUCH_KEY
-    );
+    assert_eq!(error_code(c.get(b(), k("empty")).unwrap_err()), NO_SUCH_KEY);
     c.remove(b(), k("never-there")).unwrap();
 
     // append creates, then concatenates.
@@ -81,18 +78,17 @@ pub fn exercise_every_method(c: &mut Client, bucket: &str, p: &str) {
     ];
     let put = c.put_list(batch.clone()).unwrap();
     assert_eq!(put.len(), 5);
-    let types: Vec<(bool, i32)> = put
+    let types: Vec<(bool, Option<i32>)> = put
         .iter()
         .map(|e| {
-            (
-                e.what.clone().unwrap_or_default().is_empty(),
-                e.type_.map_or(1, |t| t.0),
-            )
+            let ok = e.what.clone().unwrap_or_default().is_empty();
+            (ok, (!ok).then(|| code_of(e)))
         })
         .collect();
     assert!(types[0].0 && types[1].0 && types[4].0, "{put:?}");
-    assert_eq!(types[2], (false, NO_BUCKET), "{put:?}");
-    assert_eq!(types[3], (false, INVALID), "{put:?}");
+    assert!(put[0].code.is_none() && put[1].code.is_none(), "{put:?}");
+    assert_eq!(types[2], (false, Some(NO_BUCKET)), "{put:?}");
+    assert_eq!(types[3], (false, Some(INVALID)), "{put:?}");
 
     let mut wanted = batch.clone();
     wanted.push(element(bucket, &k("l-missing"), b""));
@@ -115,16 +111,16 @@ pub fn exercise_every_method(c: &mut Client, bucket: &str, p: &str) {
         let key = got[i].element.as_ref().and_then(|e| e.key.clone());
         assert_eq!(key, batch[i].key, "element {i} comes back with its own key");
     }
-    assert_eq!(ex_type(&got[2].ex), NO_BUCKET);
-    assert_eq!(ex_type(&got[3].ex), INVALID);
-    assert_eq!(ex_type(&got[5].ex), NO_SUCH_KEY);
+    assert_eq!(ex_code(&got[2].ex), NO_BUCKET);
+    assert_eq!(ex_code(&got[3].ex), INVALID);
+    assert_eq!(ex_code(&got[5].ex), NO_SUCH_KEY);
 
     let removed = c.remove_list(batch.clone()).unwrap();
     assert_eq!(removed.len(), 5);
     assert!(removed[0].what.clone().unwrap_or_default().is_empty());
-    assert_eq!(removed[2].type_.map(|t| t.0), Some(NO_BUCKET));
+    assert_eq!(code_of(&removed[2]), NO_BUCKET);
     let got = c.get_list(batch[..2].to_vec()).unwrap();
-    assert!(got.iter().all(|r| ex_type(&r.ex) == NO_SUCH_KEY), "{got:?}");
+    assert!(got.iter().all(|r| ex_code(&r.ex) == NO_SUCH_KEY), "{got:?}");
 
     let pv = c
         .put_value_list(vec![
@@ -134,7 +130,7 @@ pub fn exercise_every_method(c: &mut Client, bucket: &str, p: &str) {
         ])
         .unwrap();
     assert_eq!(pv.len(), 3);
-    assert_eq!(ex_type(&pv[1].ex), NO_BUCKET);
+    assert_eq!(ex_code(&pv[1].ex), NO_BUCKET);
     let new_keys: Vec<String> = [0, 2]
         .iter()
         .map(|&i| {
@@ -154,7 +150,7 @@ pub fn exercise_every_method(c: &mut Client, bucket: &str, p: &str) {
     let status = c.admin("status".into(), String::new()).unwrap();
     assert!(status.contains(bucket), "{status}");
     assert_eq!(
-        exception_type(c.admin("shutdown".into(), String::new()).unwrap_err()),
+        error_code(c.admin("shutdown".into(), String::new()).unwrap_err()),
         INVALID
     );
 }

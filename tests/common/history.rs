@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use thrudoc::client;
 use thrudoc::codec::{Protocol, Transport};
-use thrudoc::gen::thrudoc::{TThrudocSyncClient, ThrudocException};
+use thrudoc::gen::thrudoc::{ErrorCode, TThrudocSyncClient, ThrudocException};
 
 /// What an operation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// put acknowledged, or get answered (with the value, `None` for NO_SUCH_KEY).
     Ok(Option<Vec<u8>>),
-    /// A ThrudocException of this type.
+    /// A ThrudocException with this `ErrorCode`.
     Refused(i32, String),
     /// The connection failed or timed out: for a put, the outcome is unknown.
     Transport(String),
@@ -122,11 +122,11 @@ fn run_client(
             Ok(v) => Outcome::Ok(v),
             Err(thrift::Error::User(e)) => match e.downcast::<ThrudocException>() {
                 Ok(ex) => {
-                    let t = ex.type_.map_or(1, |t| t.0);
-                    if t == 2 {
+                    let code = super::code_of(&ex);
+                    if code == ErrorCode::NO_SUCH_KEY.0 {
                         Outcome::Ok(None)
                     } else {
-                        Outcome::Refused(t, ex.what.unwrap_or_default())
+                        Outcome::Refused(code, ex.what.unwrap_or_default())
                     }
                 }
                 Err(other) => Outcome::Transport(other.to_string()),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use thrudoc::client::{self, Client};
 use thrudoc::codec::{Protocol, Transport};
+use thrudoc::gen::thrudoc::{ErrorCode, ExceptionType, ThrudocException};
 
 /// How long a server gets to start listening before the test fails.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -164,17 +165,35 @@ pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> boo
     }
 }
 
-/// The `ExceptionType` of a Thrudoc exception, or a panic naming what else came back.
-pub fn exception_type(result: thrift::Error) -> i32 {
+/// The `ErrorCode` of a Thrudoc exception, or a panic naming what else came back.
+pub fn error_code(result: thrift::Error) -> i32 {
     match result {
-        thrift::Error::User(e) => match e.downcast::<thrudoc::gen::thrudoc::ThrudocException>() {
-            Ok(ex) => ex.type_.map(|t| t.0).unwrap_or(1),
+        thrift::Error::User(e) => match e.downcast::<ThrudocException>() {
+            Ok(ex) => code_of(&ex),
             Err(other) => panic!("unexpected user error {other:?}"),
         },
         other => panic!("expected a ThrudocException, got {other:?}"),
     }
 }
+
+/// The `ErrorCode` of `ex`, after checking the rule old clients rely on: `type` is NO_SUCH_KEY
+/// for a missing key and UNKNOWN for everything else, never a value the original IDL lacks.
+pub fn code_of(ex: &ThrudocException) -> i32 {
+    let code = ex
+        .code
+        .unwrap_or_else(|| panic!("an exception without a code: {ex:?}"));
+    let type_ = ex.type_.map_or(ExceptionType::UNKNOWN.0, |t| t.0);
+    let want = if code == ErrorCode::NO_SUCH_KEY.0 {
+        ExceptionType::NO_SUCH_KEY.0
+    } else {
+        ExceptionType::UNKNOWN.0
+    };
+    assert_eq!(type_, want, "type of {ex:?}");
+    code
+}
 pub mod checks;
+pub mod conformance;
+pub mod drivers;
 pub mod history;
 pub mod mariadb;
 pub mod mysql;
