@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::mysql::HostAddr;
+use crate::rules::{check_bucket_name, is_sql_name};
 
 /// Every key this server reads, with its default (`None`: no default) and what it is for.
 /// `conf/thrudoc.conf` documents the same keys; a test keeps the two in step.
@@ -165,9 +167,6 @@ pub const KEYS: &[(&str, Option<&str>, &str)] = &[
     ),
 ];
 
-/// Keys are at most this long (bytes): the MySQL datatables' `k VARBINARY(255)`.
-pub const MAX_KEY_SIZE: usize = 255;
-
 /// A string that never shows itself in `Debug` or `Display`.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -216,10 +215,10 @@ pub struct DiskConfig {
 /// `MYSQL_*` keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MysqlConfig {
-    pub master_host: String,
-    pub master_port: u16,
-    pub slave_host: Option<String>,
-    pub slave_port: u16,
+    /// The directory master (`MYSQL_MASTER_HOST`, `MYSQL_MASTER_PORT`).
+    pub master: HostAddr,
+    /// Its sibling, read when the master is down (`MYSQL_SLAVE_HOST`, `MYSQL_SLAVE_PORT`).
+    pub slave: Option<HostAddr>,
     pub directory_db: String,
     pub username: String,
     pub password: Secret,
@@ -548,17 +547,25 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
         (None, None) => Secret::default(),
     };
     let db = v.required("MYSQL_DIRECTORY_DB")?;
-    if db.len() > 64 || !db.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    if !is_sql_name(&db) {
         return Err(v.bad(
             "MYSQL_DIRECTORY_DB",
             "use letters, digits and _ (at most 64)",
         ));
     }
     Ok(MysqlConfig {
-        master_host: v.required("MYSQL_MASTER_HOST")?,
-        master_port: v.port("MYSQL_MASTER_PORT")?,
-        slave_host: v.string("MYSQL_SLAVE_HOST"),
-        slave_port: v.port("MYSQL_SLAVE_PORT")?,
+        master: HostAddr::new(
+            &v.required("MYSQL_MASTER_HOST")?,
+            v.port("MYSQL_MASTER_PORT")?,
+        )
+        .map_err(|e| v.bad("MYSQL_MASTER_HOST", e))?,
+        slave: match v.string("MYSQL_SLAVE_HOST") {
+            Some(host) => Some(
+                HostAddr::new(&host, v.port("MYSQL_SLAVE_PORT")?)
+                    .map_err(|e| v.bad("MYSQL_SLAVE_HOST", e))?,
+            ),
+            None => None,
+        },
         directory_db: db,
         username: v.required("MYSQL_USERNAME")?,
         password,
@@ -573,27 +580,6 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
         fall_threshold: v.number("HEALTH_FALL_THRESHOLD", 1, 1000)? as u32,
         rise_threshold: v.number("HEALTH_RISE_THRESHOLD", 1, 1000)? as u32,
     })
-}
-
-/// Bucket names: 1 to 64 of `[A-Za-z0-9_-]`. They become file and table names, so nothing else
-/// is ever accepted.
-pub fn check_bucket_name(name: &str) -> std::result::Result<(), String> {
-    if name.is_empty() || name.len() > 64 {
-        return Err(format!(
-            "bucket name `{}` must be 1 to 64 characters",
-            name.escape_debug()
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(format!(
-            "bucket name `{}` may hold only letters, digits, `_` and `-`",
-            name.escape_debug()
-        ));
-    }
-    Ok(())
 }
 
 /// The value of a command-line flag in seconds (the tools' `--timeout`, `--duration` and the
@@ -739,8 +725,11 @@ mod tests {
         let Backend::Mysql(m) = &c.backend else {
             panic!()
         };
-        assert_eq!((m.master_host.as_str(), m.master_port), ("db1", 3307));
-        assert_eq!(m.slave_host.as_deref(), Some("db2"));
+        assert_eq!(m.master.to_string(), "db1:3307");
+        assert_eq!(
+            m.slave.as_ref().map(ToString::to_string).as_deref(),
+            Some("db2:3306")
+        );
         assert_eq!(m.password.expose(), "hunter2");
         let shown = format!("{c:?} {}", m.password);
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -793,22 +782,6 @@ mod tests {
                     "conf/thrudoc.conf does not give {key}'s default {d}"
                 );
             }
-        }
-    }
-
-    #[test]
-    fn bucket_names() {
-        assert!(check_bucket_name("data").is_ok());
-        assert!(check_bucket_name("a-b_C9").is_ok());
-        for bad in [
-            "",
-            "data; DROP TABLE directory; --",
-            "../x",
-            "a b",
-            "ü",
-            &"x".repeat(65),
-        ] {
-            assert!(check_bucket_name(bad).is_err(), "{bad}");
         }
     }
 }

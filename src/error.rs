@@ -6,6 +6,7 @@
 //! [`crate::service::client_failure`].
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, in terms a client or an operator can act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,11 +82,22 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// An error with its kind, a message for humans and, optionally, the lower-level cause.
+/// An error: its kind, what failed, the context it was seen in, and its cause.
+///
+/// Context is added on the way up without re-creating the error, so the kind and the cause
+/// (a MySQL error number, say) stay readable however much is added (as pingora-error does).
+/// It reads `outer context: inner context: message: cause; note; note`: [`Error::context`]
+/// says where the failure was met, [`Error::note`] what it means for the caller ("the directory
+/// is unchanged"). Cloning shares the cause, so one statement's failure can be every batch
+/// element's.
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// Innermost first.
+    context: Vec<String>,
+    notes: Vec<String>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 /// The crate's result type.
@@ -97,19 +109,34 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            context: Vec::new(),
+            notes: Vec::new(),
             source: None,
         }
     }
 
     /// Attaches the lower-level cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(Arc::new(source));
         self
     }
 
-    /// Prefixes the message with where the error happened, keeping kind and cause.
+    /// Adds where the error happened, in front of what is there; kind and cause are kept.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        self.context.push(context.to_string());
+        self
+    }
+
+    /// Adds what the failure means for the caller, after everything else.
+    pub fn note(mut self, note: impl fmt::Display) -> Self {
+        self.notes.push(note.to_string());
+        self
+    }
+
+    /// The same error, of another kind (a connection failure that sent nothing is
+    /// `Unavailable` whatever the statement would have done).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
         self
     }
 
@@ -118,9 +145,18 @@ impl Error {
         self.kind
     }
 
-    /// The message, without the cause.
+    /// The message, without context, cause or notes.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The chain of causes below this error, nearest first.
+    pub fn causes(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+        let first = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
+        std::iter::successors(first, |e| e.source())
     }
 
     /// Shorthand for [`ErrorKind::InvalidArgument`].
@@ -141,9 +177,15 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for context in self.context.iter().rev() {
+            write!(f, "{context}: ")?;
+        }
         f.write_str(&self.message)?;
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
+        }
+        for note in &self.notes {
+            write!(f, "; {note}")?;
         }
         Ok(())
     }
@@ -159,8 +201,8 @@ impl fmt::Debug for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source
-            .as_ref()
-            .map(|s| s.as_ref() as &(dyn std::error::Error + 'static))
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -184,6 +226,26 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unavailable);
         assert!(e.kind().retry_safe());
         assert_eq!(e.kind().side(), Side::Store);
+    }
+
+    #[test]
+    fn context_and_notes_keep_kind_and_cause() {
+        let io = std::io::Error::other("refused");
+        let e = Error::new(ErrorKind::Unavailable, "connecting to db1:3306")
+            .with_source(io)
+            .context("loading the directory")
+            .context("create-tablename")
+            .note("the directory is unchanged");
+        assert_eq!(
+            e.to_string(),
+            "create-tablename: loading the directory: connecting to db1:3306: refused; \
+             the directory is unchanged"
+        );
+        assert_eq!(e.message(), "connecting to db1:3306");
+        assert_eq!(e.causes().count(), 1);
+        let clone = e.clone().with_kind(ErrorKind::Internal);
+        assert_eq!(clone.kind(), ErrorKind::Internal);
+        assert_eq!(clone.to_string(), e.to_string());
     }
 
     #[test]

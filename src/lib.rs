@@ -40,6 +40,8 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod gen;
+pub mod mysql;
+pub mod rules;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -1,8 +1,9 @@
 //! The Thrudoc API on top of a [`Store`]: one function per method.
 //!
-//! Every argument is checked here before the store sees it, so a store never receives a bucket
-//! name that is not `[A-Za-z0-9_-]{1,64}`, an empty or oversize key, or an oversize value.
-//! Batch methods check each element alone: one bad element fails alone.
+//! Bucket names, keys, scan counts and seeds are checked here, by the rules of
+//! [`crate::rules`], before the store sees them, so a store never receives a bucket name that
+//! is not `[A-Za-z0-9_-]{1,64}` or an empty or oversize key; a store checks values against its
+//! own size limit. Batch methods check each element alone: one bad element fails alone.
 //!
 //! [`client_failure`] is the one place that decides what a client sees for an [`Error`].
 
@@ -14,13 +15,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::codec::{AppExceptionKind, Call, Element, ListResult, Method, ReplyBody, WireException};
-use crate::config::{check_bucket_name, Limits, MAX_KEY_SIZE};
-use crate::error::{Error, ErrorKind, Result};
+use crate::config::Limits;
+use crate::error::{Error, ErrorKind, Result, Side};
 use crate::gen::thrudoc::{ErrorCode, ExceptionType};
+use crate::rules::{self, MAX_SEED_SIZE};
 use crate::store::{Entry, KeyRef, Store};
-
-/// Seeds are opaque tokens of the store; none it makes is longer than this.
-const MAX_SEED_SIZE: usize = 4096;
 
 /// What a client is told about a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,14 +122,11 @@ impl Service {
         let result = self.dispatch(call).await;
         result.map_err(|e| {
             self.counters.errors[index].fetch_add(1, Ordering::Relaxed);
-            match e.kind() {
-                ErrorKind::Internal | ErrorKind::Config => {
-                    tracing::error!(error = %e, "call failed")
-                }
-                ErrorKind::Unavailable | ErrorKind::OutcomeUnknown | ErrorKind::ReadOnly => {
-                    tracing::warn!(error = %e, "call failed")
-                }
-                _ => tracing::debug!(error = %e, "call refused"),
+            let retry_safe = e.kind().retry_safe();
+            match e.kind().side() {
+                Side::Server => tracing::error!(error = %e, "call failed"),
+                Side::Store => tracing::warn!(error = %e, retry_safe, "call failed"),
+                Side::Client => tracing::debug!(error = %e, "call refused"),
             }
             client_failure(&e)
         })
@@ -147,9 +143,7 @@ impl Service {
             }
             Call::Put { bucket, key, value } => {
                 let bucket = self.bucket(&bucket)?;
-                store
-                    .put(bucket, self.key(key)?, self.value(value)?)
-                    .await?;
+                store.put(bucket, self.key(key)?, value).await?;
                 Ok(ReplyBody::Void)
             }
             Call::Get { bucket, key } => {
@@ -162,15 +156,13 @@ impl Service {
             }
             Call::Append { bucket, key, value } => {
                 let bucket = self.bucket(&bucket)?;
-                store
-                    .append(bucket, self.key(key)?, self.value(value)?)
-                    .await?;
+                store.append(bucket, self.key(key)?, value).await?;
                 Ok(ReplyBody::Void)
             }
             Call::PutValue { bucket, value } => {
                 let bucket = self.bucket(&bucket)?;
                 let key = new_key();
-                store.put(bucket, key.clone(), self.value(value)?).await?;
+                store.put(bucket, key.clone(), value).await?;
                 Ok(ReplyBody::Binary(key))
             }
             Call::Scan {
@@ -348,7 +340,7 @@ impl Service {
         Ok(Entry {
             bucket: self.bucket(&element.bucket)?.to_string(),
             key: self.key(element.key.clone())?,
-            value: self.value(element.value.clone())?,
+            value: element.value.clone(),
         })
     }
 
@@ -405,34 +397,12 @@ impl Service {
     }
 
     fn bucket<'a>(&self, bucket: &'a [u8]) -> Result<&'a str> {
-        let name =
-            std::str::from_utf8(bucket).map_err(|_| Error::invalid("bucket name is not UTF-8"))?;
-        check_bucket_name(name).map_err(Error::invalid)?;
-        Ok(name)
+        rules::bucket_name(bucket)
     }
 
     fn key(&self, key: Bytes) -> Result<Bytes> {
-        if key.is_empty() {
-            return Err(Error::invalid("key is empty"));
-        }
-        if key.len() > MAX_KEY_SIZE {
-            return Err(Error::invalid(format!(
-                "key of {} bytes is longer than {MAX_KEY_SIZE} bytes",
-                key.len()
-            )));
-        }
+        rules::check_key(&key)?;
         Ok(key)
-    }
-
-    fn value(&self, value: Bytes) -> Result<Bytes> {
-        let max = self.store.max_value_size();
-        if value.len() > max {
-            return Err(Error::invalid(format!(
-                "value of {} bytes is larger than {max} bytes",
-                value.len()
-            )));
-        }
-        Ok(value)
     }
 
     fn batch_size(&self, n: usize) -> Result<()> {

@@ -13,11 +13,12 @@ use clap::{Args, Parser, Subcommand};
 use super::create::{self, CreateOptions};
 use super::failover::{self, FailoverOptions, SwitchoverOptions};
 use super::list::{self, ListOptions};
-use super::sql::{HostAddr, Login};
+use super::sql::Login;
 use super::status::{self, StatusOptions};
 use super::verify::{self, VerifyOptions};
 use crate::config::{seconds_flag, Secret};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::HostAddr;
 
 /// Administers the MySQL backend of Thrudoc: buckets, their partitions, and the hosts that hold them.
 #[derive(Parser, Debug)]

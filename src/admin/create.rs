@@ -20,11 +20,14 @@ use std::time::Duration;
 use mysql_async::{Transaction, TxOpts};
 
 use super::replica;
-use super::sql::{self, column, quote_ident, quote_literal, HostAddr, Login, Session};
+use super::sql::{self, column, quote_ident, quote_literal, Login, Session};
 use super::table::{write_partitions, write_table, PartitionLine};
-use crate::config::{check_bucket_name, Secret};
+use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::mysql::directory::{datatable_ddl, datatable_name, is_sql_name, DIRECTORY_DDL};
+use crate::mysql::{code, server_code, HostAddr};
+use crate::rules::check_bucket_name;
+use crate::rules::check_sql_name;
+use crate::store::mysql::directory::{datatable_ddl, datatable_name, DIRECTORY_DDL};
 use crate::store::mysql::placement::HashKind;
 
 /// Most partitions per host.
@@ -60,12 +63,7 @@ impl CreateOptions {
     pub fn validate(&self) -> Result<()> {
         check_bucket_name(&self.tablename)
             .map_err(|why| Error::invalid(format!("--tablename: {why}")))?;
-        if !is_sql_name(&self.database) {
-            return Err(Error::invalid(format!(
-                "--database `{}` must be 1 to 64 letters, digits and `_`",
-                self.database.escape_debug()
-            )));
-        }
+        check_sql_name("--database", &self.database)?;
         if self.hosts.is_empty() {
             return Err(Error::invalid("--hosts names no host"));
         }
@@ -291,8 +289,7 @@ pub async fn run(opts: &CreateOptions, out: &mut dyn Write) -> Result<Created> {
         Ok(w) => w,
         Err(e) => {
             let _ = tokio::time::timeout(limit, tx.rollback()).await;
-            let unchanged = "the directory transaction was rolled back: the directory is unchanged";
-            return Err(Error::new(e.kind(), format!("{e}; {unchanged}")));
+            return Err(e.note(sql::UNCHANGED));
         }
     };
     let version = sql::commit_directory(
@@ -519,7 +516,7 @@ async fn prepare_host(session: &mut Session, opts: &CreateOptions) -> Result<()>
     if let Err(e) = created {
         // A server's error text may quote the statement, and with it the password: keep only
         // the error number.
-        return Err(match sql::server_code(&e) {
+        return Err(match server_code(&e) {
             Some(code) => Error::new(
                 e.kind(),
                 format!(
@@ -563,7 +560,7 @@ async fn write_directory(
     )
     .await;
     if let Err(e) = inserted {
-        if sql::server_code(&e) == Some(1062) {
+        if server_code(&e) == Some(code::ER_DUP_ENTRY) {
             return Err(Error::invalid(format!("bucket `{bucket}` already exists")));
         }
         return Err(e);

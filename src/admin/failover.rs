@@ -41,10 +41,12 @@ use mysql_async::{Transaction, TxOpts};
 
 use super::list::load_directory;
 use super::replica::{self, GtidPos, Ticker};
-use super::sql::{self, column, HostAddr, Login, Session, UNCHANGED};
+use super::sql::{self, column, Login, Session, UNCHANGED};
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::mysql::directory::{is_sql_name, Directory, Host, DIRECTORY_DDL};
+use crate::mysql::HostAddr;
+use crate::rules::check_sql_name;
+use crate::store::mysql::directory::{Directory, Host, DIRECTORY_DDL};
 
 macro_rules! say {
     ($out:expr, $($arg:tt)*) => {{
@@ -127,17 +129,6 @@ pub struct SwitchoverReport {
     pub warnings: Vec<String>,
 }
 
-fn check_database(db: &str) -> Result<()> {
-    if is_sql_name(db) {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "--database `{}` must be 1 to 64 letters, digits and `_`",
-            db.escape_debug()
-        )))
-    }
-}
-
 fn addr_of(h: &Host) -> Result<HostAddr> {
     HostAddr::new(&h.hostname, h.port).map_err(|e| e.context(format!("host {}", h.id)))
 }
@@ -149,7 +140,11 @@ pub fn find_pair(dir: &Directory, host: &HostAddr) -> Result<(Host, Host)> {
         .values()
         .find(|h| h.hostname == host.host && h.port == host.port)
     else {
-        let known: Vec<String> = dir.hosts.values().map(Host::address).collect();
+        let known: Vec<String> = dir
+            .hosts
+            .values()
+            .map(|h| h.address().to_string())
+            .collect();
         return Err(Error::invalid(format!(
             "the directory has no host {host} (its hosts: {}); give the address as the directory \
              records it (`thrudoc-admin status` lists them)",
@@ -274,7 +269,7 @@ fn secs(d: Duration) -> String {
 
 /// Makes the sibling of `opts.host` the master of its live partitions.
 pub async fn failover(opts: &FailoverOptions, out: &mut dyn Write) -> Result<FailoverReport> {
-    check_database(&opts.database)?;
+    check_sql_name("--database", &opts.database)?;
     let dir = match load_directory(&opts.root, &opts.master, &opts.database).await {
         Ok(dir) => dir,
         Err(e) if e.kind() == ErrorKind::Unavailable && opts.master == opts.host => {
@@ -308,12 +303,11 @@ pub async fn failover(opts: &FailoverOptions, out: &mut dyn Write) -> Result<Fai
 
     // The sibling must answer and be able to take writes.
     say!(out, "connecting to the sibling {s_addr} ...");
-    let mut sib = opts.root.connect(&s_addr, None).await.map_err(|e| {
-        Error::new(
-            e.kind(),
-            format!("{e}; the sibling must answer to take over: nothing was changed"),
-        )
-    })?;
+    let mut sib = opts
+        .root
+        .connect(&s_addr, None)
+        .await
+        .map_err(|e| e.note("the sibling must answer to take over: nothing was changed"))?;
     let sib_id = replica::server_id(&mut sib).await?;
     if replica::read_only(&mut sib).await? {
         return Err(Error::new(
@@ -712,7 +706,7 @@ async fn move_partitions(
     match changed {
         Err(e) => {
             rollback(tx, limit).await;
-            Err(Error::new(e.kind(), format!("{e}; {UNCHANGED}")))
+            Err(e.note(UNCHANGED))
         }
         Ok(parts) if parts.is_empty() => {
             rollback(tx, limit).await;
@@ -836,7 +830,7 @@ async fn move_rows(
 
 /// Returns the partitions recorded as moved off `opts.host` to it.
 pub async fn switchover(opts: &SwitchoverOptions, out: &mut dyn Write) -> Result<SwitchoverReport> {
-    check_database(&opts.database)?;
+    check_sql_name("--database", &opts.database)?;
     let dir = load_directory(&opts.root, &opts.master, &opts.database).await?;
     let (home, sibling) = find_pair(&dir, &opts.host)?;
     let (h_addr, s_addr) = (addr_of(&home)?, addr_of(&sibling)?);
@@ -910,10 +904,9 @@ pub async fn switchover(opts: &SwitchoverOptions, out: &mut dyn Write) -> Result
 
     // H must answer and replicate from S; S must answer.
     let mut hs = opts.root.connect(&h_addr, None).await.map_err(|e| {
-        Error::new(
-            e.kind(),
-            format!("{e}; {h_addr} must answer to take its partitions back: nothing was changed"),
-        )
+        e.note(format!(
+            "{h_addr} must answer to take its partitions back: nothing was changed"
+        ))
     })?;
     match replica::slave_of(&mut hs, &s_addr).await? {
         None => {
@@ -1024,7 +1017,7 @@ pub async fn switchover(opts: &SwitchoverOptions, out: &mut dyn Write) -> Result
                      partition_frozen rows are deleted or switchover is re-run"
                 ),
             };
-            Err(Error::new(e.kind(), format!("{e}; {fenced}; {thawed}")))
+            Err(e.note(fenced).note(thawed))
         }
     };
     hs.close().await;
@@ -1187,7 +1180,7 @@ async fn move_back(
         Ok(()) => commit_directory(tx, &master, dlimit).await,
         Err(e) => {
             rollback(tx, dlimit).await;
-            Err(Error::new(e.kind(), format!("{e}; {UNCHANGED}")))
+            Err(e.note(UNCHANGED))
         }
     }
 }
@@ -1323,7 +1316,7 @@ async fn freeze(dirs: &mut Session, parts: &[MovedPartition], reason: &str) -> R
         Ok(()) => commit_directory(tx, &master, limit).await,
         Err(e) => {
             rollback(tx, limit).await;
-            Err(Error::new(e.kind(), format!("{e}; {UNCHANGED}")))
+            Err(e.note(UNCHANGED))
         }
     }
 }

@@ -5,9 +5,10 @@
 
 use std::io::Write;
 
-use super::sql::{HostAddr, Login};
+use super::sql::Login;
 use super::table::{write_partitions, write_table, PartitionLine};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::HostAddr;
 use crate::store::mysql::directory::Directory;
 
 /// What `list` is asked to show.
@@ -96,7 +97,7 @@ pub async fn run(opts: &ListOptions, out: &mut dyn Write) -> Result<Directory> {
 fn address(dir: &Directory, host_id: u32) -> String {
     dir.hosts
         .get(&host_id)
-        .map(|h| h.address())
+        .map(|h| h.address().to_string())
         .unwrap_or_else(|| format!("unknown host {host_id}"))
 }
 

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
 
-use super::sql::{self, HostAddr, Session};
+use super::sql::{self, Session};
 use crate::error::{Error, Result};
+use crate::mysql::HostAddr;
 
 /// One global transaction id: `domain-server-sequence`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -1,11 +1,10 @@
 //! Root sessions on MySQL/MariaDB hosts, every step under a deadline.
 //!
 //! The admin tool talks to servers that may be down, hung (SIGSTOP, a network black hole) or
-//! misconfigured. Every connect and every statement here runs under [`tokio::time::timeout`],
-//! so a dead host gives an error that names it, never a hang, and every MySQL error becomes a
-//! [`crate::Error`] that says which host and which step failed.
+//! misconfigured. Every connect and every statement here runs under the MySQL layer's
+//! [`deadline`], so a dead host gives an error that names it, never a hang, and every MySQL
+//! error becomes a [`crate::Error`] that says which host and which step failed.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,113 +13,7 @@ use mysql_async::{Conn, OptsBuilder, Params, Row, Transaction};
 
 use crate::config::Secret;
 use crate::error::{Error, ErrorKind, Result};
-
-/// The MySQL/MariaDB port used when a host is given without one.
-pub const DEFAULT_PORT: u16 = 3306;
-
-/// A MySQL/MariaDB server's address: `hostname:port` (`[v6]:port` for IPv6 literals).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HostAddr {
-    pub host: String,
-    pub port: u16,
-}
-
-impl HostAddr {
-    /// An address from its parts; the host is checked as [`HostAddr::parse`] checks it.
-    pub fn new(host: &str, port: u16) -> Result<HostAddr> {
-        check_hostname(host)?;
-        if port == 0 {
-            return Err(Error::invalid(format!(
-                "host `{host}`: port 0 is not a port"
-            )));
-        }
-        Ok(HostAddr {
-            host: host.to_string(),
-            port,
-        })
-    }
-
-    /// `host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to [`DEFAULT_PORT`].
-    pub fn parse(text: &str) -> Result<HostAddr> {
-        let text = text.trim();
-        let bad = |why: &str| Error::invalid(format!("host `{}`: {why}", text.escape_debug()));
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad("an IPv6 address needs its closing `]`"))?;
-            match after {
-                "" => (host, None),
-                _ => match after.strip_prefix(':') {
-                    Some(port) => (host, Some(port)),
-                    None => return Err(bad("expected `:port` after `]`")),
-                },
-            }
-        } else {
-            match text.split_once(':') {
-                Some((host, port)) if !port.contains(':') => (host, Some(port)),
-                Some(_) => return Err(bad("write IPv6 addresses as [address]:port")),
-                None => (text, None),
-            }
-        };
-        let port = match port {
-            None => DEFAULT_PORT,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or_else(|| bad("the port must be a number from 1 to 65535"))?,
-        };
-        HostAddr::new(host, port)
-    }
-
-    /// A comma-separated list of [`HostAddr::parse`] addresses; empty entries and duplicates
-    /// are refused.
-    pub fn parse_list(text: &str) -> Result<Vec<HostAddr>> {
-        let mut hosts: Vec<HostAddr> = Vec::new();
-        for item in text.split(',') {
-            if item.trim().is_empty() {
-                return Err(Error::invalid(format!(
-                    "--hosts `{}` has an empty entry",
-                    text.escape_debug()
-                )));
-            }
-            let host = HostAddr::parse(item)?;
-            if hosts.contains(&host) {
-                return Err(Error::invalid(format!("--hosts names {host} twice")));
-            }
-            hosts.push(host);
-        }
-        Ok(hosts)
-    }
-}
-
-impl fmt::Display for HostAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Host names end up in the directory and in replication settings: letters, digits, `.`, `-`
-/// and `_`, or an IPv6 literal; at most 255 bytes (the `host.hostname` column).
-fn check_hostname(host: &str) -> Result<()> {
-    let ok = !host.is_empty()
-        && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(format!(
-            "host name `{}` must be 1 to 255 letters, digits, `.`, `-`, `_` (or an IPv6 address)",
-            host.escape_debug()
-        )))
-    }
-}
+use crate::mysql::{Access, Failure, HostAddr};
 
 /// How to log in to a server and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -267,46 +160,24 @@ pub fn column<T: FromValue>(row: &Row, index: usize, what: &str) -> Result<T> {
 }
 
 /// Awaits `fut` for at most `limit`; a timeout or a MySQL error becomes an [`Error`] naming
-/// `addr` and the step `what`.
+/// `addr` and the step `what`, as an operator should read it ([`Failure::for_operator`]).
 pub async fn deadline<T>(
     addr: &HostAddr,
     what: &str,
     limit: Duration,
     fut: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
 ) -> Result<T> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(mysql_error(addr, what, e)),
-        Err(_) => Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "{what} on {addr}: no answer within {:.1} s (is the server down or hung?)",
-                limit.as_secs_f64()
-            ),
-        )),
-    }
-}
-
-/// A MySQL error as an [`Error`]: access denied means the operator's login lacks a right
-/// ([`ErrorKind::InvalidArgument`]); anything else means the host failed ([`ErrorKind::Unavailable`]).
-pub fn mysql_error(addr: &HostAddr, what: &str, e: mysql_async::Error) -> Error {
-    let kind = match &e {
-        // 1044/1045: access denied to a schema / login; 1142/1227: a missing privilege.
-        mysql_async::Error::Server(s) if matches!(s.code, 1044 | 1045 | 1142 | 1227) => {
-            ErrorKind::InvalidArgument
-        }
-        _ => ErrorKind::Unavailable,
-    };
-    Error::new(kind, format!("{what} on {addr}")).with_source(e)
-}
-
-/// The MySQL error number behind `e`, when a server sent one.
-pub fn server_code(e: &Error) -> Option<u16> {
-    let source = std::error::Error::source(e)?;
-    match source.downcast_ref::<mysql_async::Error>()? {
-        mysql_async::Error::Server(s) => Some(s.code),
-        _ => None,
-    }
+    // A timeout is UNAVAILABLE here, writes included: each step of the tool that changes
+    // something says itself what a lost answer means (see commit_directory).
+    crate::mysql::deadline(
+        limit,
+        Access::Read,
+        format!("{what} on {addr}"),
+        Failure::for_operator,
+        fut,
+    )
+    .await
+    .map_err(Error::from)
 }
 
 /// `s` as the body of a single-quoted SQL string literal. With backslash escapes on (the
@@ -372,9 +243,12 @@ pub async fn commit_directory(
     match tokio::time::timeout(limit, tx.commit()).await {
         Ok(Ok(())) => Ok(version),
         // The server answered: the commit failed and the transaction is gone.
-        Ok(Err(e)) if matches!(e, mysql_async::Error::Server(_)) => {
-            Err(mysql_error(master, "committing the directory", e).context(UNCHANGED))
-        }
+        Ok(Err(e)) if matches!(e, mysql_async::Error::Server(_)) => Err(Failure::for_operator(
+            e,
+            format!("committing the directory on {master}"),
+        )
+        .error
+        .note(UNCHANGED)),
         Ok(Err(e)) => Err(Error::new(
             ErrorKind::OutcomeUnknown,
             format!(
@@ -395,47 +269,6 @@ pub async fn commit_directory(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn host_addresses_parse_with_default_port() {
-        assert_eq!(
-            HostAddr::parse("db1").unwrap(),
-            HostAddr {
-                host: "db1".into(),
-                port: 3306
-            }
-        );
-        assert_eq!(HostAddr::parse("127.0.0.1:33061").unwrap().port, 33061);
-        let v6 = HostAddr::parse("[::1]:3307").unwrap();
-        assert_eq!((v6.host.as_str(), v6.port), ("::1", 3307));
-        assert_eq!(v6.to_string(), "[::1]:3307");
-        assert_eq!(HostAddr::parse("[::1]").unwrap().port, 3306);
-        for bad in [
-            "", ":3306", "h:0", "h:99999", "h:x", "::1", "[::1", "h;drop:1", "a b",
-        ] {
-            assert_eq!(
-                HostAddr::parse(bad).unwrap_err().kind(),
-                ErrorKind::InvalidArgument,
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn host_lists_refuse_duplicates_and_empty_entries() {
-        let hosts = HostAddr::parse_list("a:1,b,c:3").unwrap();
-        assert_eq!(
-            hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ["a:1", "b:3306", "c:3"]
-        );
-        assert!(HostAddr::parse_list("a:1,a:1")
-            .unwrap_err()
-            .message()
-            .contains("twice"));
-        assert!(HostAddr::parse_list("a,b:3306,b").is_err());
-        assert!(HostAddr::parse_list("a,,b").is_err());
-        assert!(HostAddr::parse_list("").is_err());
-    }
 
     #[test]
     fn literals_escape_quotes_and_backslashes() {

@@ -15,9 +15,10 @@ use tokio::task::JoinSet;
 
 use super::list::load_directory_or_sibling;
 use super::replica::{self, SlaveStatus};
-use super::sql::{HostAddr, Login};
+use super::sql::Login;
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::HostAddr;
 use crate::store::mysql::directory::Directory;
 
 /// What `status` is asked to look at.
@@ -127,7 +128,7 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
     let address = |id: u32| {
         dir.hosts
             .get(&id)
-            .map(|h| h.address())
+            .map(|h| h.address().to_string())
             .unwrap_or_else(|| format!("unknown host {id}"))
     };
     let mut rows = Vec::new();
@@ -136,7 +137,7 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
         let sibling = host.slave_id.map(address);
         let mut row = vec![
             host.id.to_string(),
-            host.address(),
+            host.address().to_string(),
             sibling.clone().unwrap_or_else(|| "-".into()),
         ];
         match report.probes.get(&host.id) {

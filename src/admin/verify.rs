@@ -18,9 +18,11 @@ use mysql_async::prelude::Queryable;
 
 use super::list::load_directory;
 use super::replica::{self, Ticker};
-use super::sql::{self, quote_ident, HostAddr, Login, Session};
+use super::sql::{self, quote_ident, Login, Session};
 use crate::error::{Error, Result};
-use crate::store::mysql::directory::{is_sql_name, Directory, Partition};
+use crate::mysql::{code, server_code, HostAddr};
+use crate::rules::check_sql_name;
+use crate::store::mysql::directory::{Directory, Partition};
 
 macro_rules! say {
     ($out:expr, $($arg:tt)*) => {{
@@ -154,12 +156,7 @@ impl Sessions<'_> {
 
 /// Compares the bucket's partitions, printing a line per partition and a summary.
 pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyReport> {
-    if !is_sql_name(&opts.database) {
-        return Err(Error::invalid(format!(
-            "--database `{}` must be 1 to 64 letters, digits and `_`",
-            opts.database.escape_debug()
-        )));
-    }
+    check_sql_name("--database", &opts.database)?;
     let dir = load_directory(&opts.root, &opts.master, &opts.database).await?;
     let bucket = dir.bucket(&opts.tablename)?;
     let parts: Vec<&Partition> = bucket
@@ -184,7 +181,7 @@ pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyRepo
     let address = |id: u32| {
         dir.hosts
             .get(&id)
-            .map(|h| h.address())
+            .map(|h| h.address().to_string())
             .unwrap_or_else(|| format!("unknown host {id}"))
     };
     let mut sessions = Sessions {
@@ -441,7 +438,7 @@ async fn measure(s: &mut Session, table: &str) -> Result<Option<Measure>> {
         .await
     {
         Ok(n) => n,
-        Err(e) if sql::server_code(&e) == Some(1146) => return Ok(None),
+        Err(e) if server_code(&e) == Some(code::ER_NO_SUCH_TABLE) => return Ok(None),
         Err(e) => return Err(e),
     };
     let checksum: Option<(String, Option<u64>)> = sql::deadline(

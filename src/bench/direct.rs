@@ -30,6 +30,7 @@ use super::run::{Live, Progress, RunStats, Tally, Workload};
 use super::workload::{key, Op, Rng};
 use crate::config::{Backend, Config, MysqlConfig};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::HostAddr;
 use crate::store::mysql::directory::{Bucket, Directory, Partition};
 use crate::store::mysql::hosts::HostSettings;
 use crate::store::mysql::sql::{self, BATCH_ROWS};
@@ -43,7 +44,7 @@ pub struct Direct {
 struct Shared {
     bucket: Bucket,
     /// By host id.
-    pools: BTreeMap<u32, (String, Pool)>,
+    pools: BTreeMap<u32, (HostAddr, Pool)>,
     pool_size: usize,
 }
 
@@ -88,8 +89,8 @@ impl Direct {
 
     async fn load(mysql: &MysqlConfig, bucket: &str, clients: usize) -> Result<Shared> {
         let settings = HostSettings::new(mysql);
-        let master = format!("{}:{}", mysql.master_host, mysql.master_port);
-        let pool = settings.pool(&mysql.master_host, mysql.master_port, 1);
+        let master = &mysql.master;
+        let pool = settings.pool(master, 1);
         let mut conn = tokio::time::timeout(mysql.connect_timeout, pool.get_conn())
             .await
             .map_err(|_| {
@@ -113,7 +114,7 @@ impl Direct {
             let host = directory.hosts.get(&part.host_id).ok_or_else(|| {
                 Error::internal(format!("directory names unknown host {}", part.host_id))
             })?;
-            let pool = settings.pool(&host.hostname, host.port, pool_size);
+            let pool = settings.pool(&host.address(), pool_size);
             pools.insert(host.id, (host.address(), pool));
         }
         Ok(Shared {
@@ -133,12 +134,11 @@ impl Direct {
         for i in 0..keys {
             let key = crate::bench::workload::key(i);
             let part = &self.shared.bucket.partitions[self.shared.bucket.locate(key.as_bytes())];
-            let address = self
+            let (host, port) = self
                 .shared
                 .pools
                 .get(&part.host_id)
-                .map_or("?:0", |(a, _)| a.as_str());
-            let (host, port) = address.rsplit_once(':').unwrap_or((address, "0"));
+                .map_or(("?", 0), |(a, _)| (a.host.as_str(), a.port));
             writeln!(out, "{key}\t{host}\t{port}\t{}.{}", part.db, part.datatable)
                 .map_err(|e| Error::invalid(format!("cannot write {}: {e}", path.display())))?;
         }

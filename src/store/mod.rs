@@ -84,4 +84,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// The largest value this store accepts, in bytes.
     fn max_value_size(&self) -> usize;
+
+    /// Ends the store's connections once requests are done (at shutdown).
+    async fn close(&self) {}
 }

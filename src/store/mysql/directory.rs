@@ -17,8 +17,10 @@ use mysql_async::prelude::Queryable;
 
 use super::placement::{partition_index, HashKind};
 use super::sql::Statements;
-use crate::config::check_bucket_name;
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::failure::Cause;
+use crate::mysql::{code, HostAddr};
+use crate::rules::{check_bucket_name, is_sql_name};
 
 /// DDL of the directory tables, in creation order. `IF NOT EXISTS` everywhere: the statements
 /// replicate to the directory's sibling, and re-running create-tablename must be harmless.
@@ -83,13 +85,6 @@ pub fn datatable_name(id: u64) -> String {
     format!("d_{id:012}")
 }
 
-/// Schema and table names from the directory end up in SQL text, so they are held to this.
-pub fn is_sql_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// Bumps the directory version inside the caller's transaction. Every change to the directory
 /// calls it, so servers notice within one poll.
 pub async fn bump_version(tx: &mut mysql_async::Transaction<'_>) -> Result<u64> {
@@ -121,9 +116,13 @@ pub struct Host {
 }
 
 impl Host {
-    /// `hostname:port`.
-    pub fn address(&self) -> String {
-        format!("{}:{}", self.hostname, self.port)
+    /// The host's address. Not checked as an operator's `--hosts` are: the directory is
+    /// served as it is, and this only routes to it.
+    pub fn address(&self) -> HostAddr {
+        HostAddr {
+            host: self.hostname.clone(),
+            port: self.port,
+        }
     }
 }
 
@@ -277,7 +276,21 @@ impl Directory {
     }
 
     /// Loads the directory from `MYSQL_DIRECTORY_DB` over `conn` (whose default schema is it).
+    ///
+    /// Every table is read in one consistent snapshot, so the rows and the version agree even
+    /// while an admin command changes them.
     pub async fn load(conn: &mut mysql_async::Conn) -> Result<Directory> {
+        let opts = mysql_async::TxOpts::default()
+            .with_consistent_snapshot(true)
+            .with_readonly(true)
+            .clone();
+        let mut tx = conn.start_transaction(opts).await.map_err(load_error)?;
+        let directory = Self::read(&mut tx).await?;
+        tx.commit().await.map_err(load_error)?;
+        Ok(directory)
+    }
+
+    async fn read<Q: Queryable + Send>(conn: &mut Q) -> Result<Directory> {
         let hosts: Vec<(u32, String, u16, Option<u32>)> = conn
             .query("SELECT id, hostname, port, slave_id FROM host ORDER BY id")
             .await
@@ -345,7 +358,7 @@ impl Directory {
 
     /// The directory's version: the `directory_version` counter, or, for an original directory
     /// without that table, a fingerprint of its rows that changes whenever they do.
-    pub async fn poll_version(conn: &mut mysql_async::Conn) -> Result<u64> {
+    pub async fn poll_version<Q: Queryable + Send>(conn: &mut Q) -> Result<u64> {
         match conn
             .query_first::<u64, _>("SELECT version FROM directory_version WHERE id = 1")
             .await
@@ -407,11 +420,11 @@ fn check_bucket(
 }
 
 fn is_missing_table(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1146)
+    matches!(e, mysql_async::Error::Server(s) if s.code == code::ER_NO_SUCH_TABLE)
 }
 
 fn load_error(e: mysql_async::Error) -> Error {
-    Error::new(ErrorKind::Unavailable, "loading the directory").with_source(e)
+    Error::new(ErrorKind::Unavailable, "loading the directory").with_source(Cause(e))
 }
 
 #[cfg(test)]
@@ -497,12 +510,8 @@ mod tests {
     }
 
     #[test]
-    fn sql_names() {
-        assert!(is_sql_name("d_000000000001"));
-        assert!(is_sql_name("thrudoc"));
-        for bad in ["", "a-b", "a`b", "a.b", "a b", &"x".repeat(65)] {
-            assert!(!is_sql_name(bad), "{bad}");
-        }
+    fn datatable_names() {
         assert_eq!(datatable_name(12), "d_000000000012");
+        assert!(is_sql_name(&datatable_name(u64::from(u32::MAX))));
     }
 }

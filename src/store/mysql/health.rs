@@ -28,6 +28,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use tokio::sync::Notify;
 
+use crate::mysql::{deadline, Access, Failure, HostAddr};
+
 /// Probe settings (`HEALTH_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthSettings {
@@ -41,7 +43,7 @@ pub struct HealthSettings {
 
 /// The health of one host.
 pub struct HostHealth {
-    address: String,
+    address: HostAddr,
     up: AtomicBool,
     successes: AtomicU32,
     failures: AtomicU32,
@@ -58,7 +60,7 @@ struct Detail {
 /// A snapshot of a host's health, for status output.
 #[derive(Debug, Clone)]
 pub struct HealthReport {
-    pub address: String,
+    pub address: HostAddr,
     pub up: bool,
     pub for_secs: f64,
     pub reason: String,
@@ -66,7 +68,7 @@ pub struct HealthReport {
 }
 
 impl HostHealth {
-    fn new(address: String) -> Self {
+    fn new(address: HostAddr) -> Self {
         HostHealth {
             address,
             up: AtomicBool::new(true),
@@ -86,8 +88,8 @@ impl HostHealth {
         self.up.load(Ordering::Acquire)
     }
 
-    /// `host:port`.
-    pub fn address(&self) -> &str {
+    /// The host's address.
+    pub fn address(&self) -> &HostAddr {
         &self.address
     }
 
@@ -166,7 +168,7 @@ impl HostHealth {
 /// registry; each has one probe task, which ends when the registry is dropped.
 pub struct Health {
     settings: HealthSettings,
-    hosts: Mutex<HashMap<(String, u16), Arc<HostHealth>>>,
+    hosts: Mutex<HashMap<HostAddr, Arc<HostHealth>>>,
 }
 
 impl Health {
@@ -178,18 +180,13 @@ impl Health {
         })
     }
 
-    /// The settings in force.
-    pub fn settings(&self) -> HealthSettings {
-        self.settings
-    }
-
-    /// The health of `hostname:port`, starting its probe (connecting with `opts`) on first use.
-    pub fn host(self: &Arc<Self>, hostname: &str, port: u16, opts: Opts) -> Arc<HostHealth> {
+    /// The health of `addr`, starting its probe (connecting with `opts`) on first use.
+    pub fn host(self: &Arc<Self>, addr: &HostAddr, opts: Opts) -> Arc<HostHealth> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         hosts
-            .entry((hostname.to_string(), port))
+            .entry(addr.clone())
             .or_insert_with(|| {
-                let host = Arc::new(HostHealth::new(format!("{hostname}:{port}")));
+                let host = Arc::new(HostHealth::new(addr.clone()));
                 tokio::spawn(probe_loop(
                     Arc::downgrade(self),
                     Arc::downgrade(&host),
@@ -198,14 +195,6 @@ impl Health {
                 host
             })
             .clone()
-    }
-
-    /// Every known host's health, by address.
-    pub fn reports(&self) -> Vec<HealthReport> {
-        let hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        let mut reports: Vec<HealthReport> = hosts.values().map(|h| h.report()).collect();
-        reports.sort_by(|a, b| a.address.cmp(&b.address));
-        reports
     }
 
     /// Probes `host` once now (used at start-up so a server never begins by routing to a host
@@ -243,15 +232,22 @@ async fn probe_loop(registry: Weak<Health>, host: Weak<HostHealth>, opts: Opts) 
 async fn probe(conn: &mut Option<Conn>, opts: &Opts, timeout: Duration) -> Result<(), String> {
     let attempt = async {
         if conn.is_none() {
-            *conn = Some(Conn::new(opts.clone()).await.map_err(|e| e.to_string())?);
+            *conn = Some(Conn::new(opts.clone()).await?);
         }
-        let c = conn.as_mut().ok_or("no connection")?;
-        c.query_drop("SELECT 1").await.map_err(|e| e.to_string())
+        match conn.as_mut() {
+            Some(c) => c.query_drop("SELECT 1").await,
+            None => Ok(()),
+        }
     };
-    let result = match tokio::time::timeout(timeout, attempt).await {
-        Ok(r) => r,
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-    };
+    let result = deadline(
+        timeout,
+        Access::Read,
+        "probe",
+        |e, what| Failure::for_service(e, Access::Read, what),
+        attempt,
+    )
+    .await
+    .map_err(|f| f.error.to_string());
     if result.is_err() {
         *conn = None;
     }
@@ -274,7 +270,7 @@ mod tests {
     #[test]
     fn falls_after_fall_failures_and_rises_after_rise_successes() {
         let s = settings();
-        let h = HostHealth::new("h:1".into());
+        let h = HostHealth::new(HostAddr::new("h", 1).unwrap());
         h.probe_result(Err("x".into()), &s);
         assert!(h.is_up(), "one failure is not enough");
         h.probe_result(Ok(()), &s);
@@ -298,7 +294,7 @@ mod tests {
     #[test]
     fn a_failed_request_marks_down_at_once() {
         let s = settings();
-        let h = HostHealth::new("h:1".into());
+        let h = HostHealth::new(HostAddr::new("h", 1).unwrap());
         h.suspect("connection refused");
         assert!(!h.is_up());
         assert!(h.report().reason.contains("connection refused"));
@@ -310,7 +306,7 @@ mod tests {
 
     #[tokio::test]
     async fn going_down_wakes_waiting_reads() {
-        let h = Arc::new(HostHealth::new("h:1".into()));
+        let h = Arc::new(HostHealth::new(HostAddr::new("h", 1).unwrap()));
         let waiter = tokio::spawn({
             let h = h.clone();
             async move { h.wait_down().await }
