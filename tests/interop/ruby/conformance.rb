@@ -9,7 +9,6 @@
 # 2 setup error.
 
 require 'json'
-require 'optparse'
 
 begin
   require 'thrift'
@@ -26,18 +25,12 @@ TIMEOUT_SECONDS = 30
 # Per method: the kinds of its arguments, and the one success expectation it
 # admits (besides an error). Scans are only expected to fail; walks cover them.
 METHODS = {
-  'getBuckets' => [[], 'contains'],
-  'put' => [%i[str str value], 'void'],
-  'append' => [%i[str str value], 'void'],
-  'get' => [%i[str str], 'value'],
-  'remove' => [%i[str str], 'void'],
-  'putValue' => [%i[str value], 'new_key'],
-  'scan' => [%i[str str int], nil],
-  'admin' => [%i[str str], 'string'],
-  'putList' => [%i[elements], 'results'],
-  'getList' => [%i[elements], 'results'],
-  'removeList' => [%i[elements], 'results'],
-  'putValueList' => [%i[elements], 'results']
+  'getBuckets' => [[], 'contains'], 'admin' => [%i[str str], 'string'],
+  'put' => [%i[str str value], 'void'], 'append' => [%i[str str value], 'void'],
+  'get' => [%i[str str], 'value'], 'remove' => [%i[str str], 'void'],
+  'putValue' => [%i[str value], 'new_key'], 'scan' => [%i[str str int], nil],
+  'putList' => [%i[elements], 'results'], 'getList' => [%i[elements], 'results'],
+  'removeList' => [%i[elements], 'results'], 'putValueList' => [%i[elements], 'results']
 }.freeze
 
 # The success form of one result of each batch method.
@@ -57,6 +50,10 @@ def short(value, limit = 60)
   text.length <= limit ? text : "#{text[0, limit]}...(#{text.length} chars)"
 end
 
+def error?(want)
+  want.is_a?(Hash) && want.key?('error')
+end
+
 # The form of a success expectation: "void", "ok", or the key of a one-key object.
 def form_of(want)
   return want if want.is_a?(String)
@@ -73,8 +70,6 @@ class Driver
     @port = port
   end
 
-  attr_reader :bucket
-
   # A fresh connection; the caller closes the transport.
   def connect(transport, protocol)
     socket = Thrift::Socket.new(@host, @port, TIMEOUT_SECONDS)
@@ -84,7 +79,9 @@ class Driver
             else raise Failed, "unknown transport #{short(transport)}"
             end
     # The plain protocol classes (strict read and write are BinaryProtocol's
-    # defaults), not BinaryProtocolAccelerated.
+    # defaults), not BinaryProtocolAccelerated. Note that `require 'thrift'`
+    # loads the thrift_native extension when it is there, which redefines
+    # CompactProtocol's methods and Struct#read/#write in C; both ways pass.
     proto = case protocol
             when 'binary' then Thrift::BinaryProtocol.new(trans)
             when 'compact' then Thrift::CompactProtocol.new(trans)
@@ -124,11 +121,10 @@ class Driver
   def expect_value(got, want, what)
     return if same?(got, want)
 
-    where = ''
     if got.is_a?(String)
-      at = (0...[got.bytesize, want.bytesize].min).find { |i| got.getbyte(i) != want.getbyte(i) }
-      where = " (#{got.bytesize} bytes, expected #{want.bytesize}; " \
-              "they differ from byte #{at || [got.bytesize, want.bytesize].min})"
+      common = [got.bytesize, want.bytesize].min
+      at = (0...common).find { |i| got.getbyte(i) != want.getbyte(i) } || common
+      where = " (#{got.bytesize} bytes, expected #{want.bytesize}; they differ from byte #{at})"
     end
     raise Failed, "#{what} #{short(got)}, expected #{short(want)}#{where}"
   end
@@ -145,16 +141,13 @@ class Driver
       rescue Failed => e
         why = e.message
       rescue Thrudoc::ThrudocException => e
-        why = "unexpected #{describe(e)}"
-      rescue StandardError => e # transport, protocol or application errors
+        why = "unexpected ThrudocException(type=#{e.type.inspect}, code=#{code_of(e).inspect}, " \
+              "what=#{short(e.what)})"
+      rescue StandardError => e # transport, protocol or application errors, or a malformed step
         why = "unexpected #{e.class}: #{e.message}"
       end
-      raise Failed, "step #{index} (#{step['method'] || step['op']}): #{why}" if why
+      raise Failed, "step #{index} (#{step['method'] || step['op'] if step.is_a?(Hash)}): #{why}" if why
     end
-  end
-
-  def describe(ex)
-    "ThrudocException(type=#{ex.type.inspect}, code=#{code_of(ex).inspect}, what=#{short(ex.what)})"
   end
 
   # `code` is only in the new IDL's bindings.
@@ -189,7 +182,7 @@ class Driver
   def call(client, step, keys)
     method = step['method']
     want = step['expect']
-    return call_failing(client, method, step['args'], want['error']) if want.is_a?(Hash) && want.key?('error')
+    return call_failing(client, method, step['args'], want['error']) if error?(want)
 
     form = form_of(want)
     expect(METHODS.key?(method), "unknown method #{short(method)}")
@@ -202,11 +195,10 @@ class Driver
       expect(result.is_a?(Array) && result.include?(want['contains']),
              "#{short(want['contains'])} is not in #{short(result, 200)}")
     when 'value'
-      wanted = value(want['value'])
-      expect_value(result, wanted, 'returned')
+      expect_value(result, value(want['value']), 'returned')
     when 'string'
-      expect(want['string'].is_a?(String) && same?(result, want['string']),
-             "returned #{short(result)}, expected #{short(want['string'])}")
+      expect(want['string'].is_a?(String), "unknown expectation #{short(want)}")
+      expect_value(result, want['string'], 'returned')
     when 'new_key'
       expect(want['new_key'] == true, "unknown expectation #{short(want)}")
       check_new_key(client, result, step['args'][0], value(step['args'][1]), keys)
@@ -224,7 +216,8 @@ class Driver
       begin
         buckets = client.getBuckets
       rescue StandardError => e2
-        raise Failed, "after the error, getBuckets() on the same connection failed: #{e2.class}: #{e2.message}"
+        raise Failed, "after the error, getBuckets() on the same connection failed: " \
+                      "#{e2.class}: #{e2.message}"
       end
       expect(buckets.is_a?(Array) && buckets.include?(@bucket),
              "after the error, getBuckets() on the same connection returned #{short(buckets)}")
@@ -238,14 +231,16 @@ class Driver
   end
 
   def check_error(ex, want, what)
+    expect(want.is_a?(Hash) && (want.keys - %w[type code what]).empty? && want['what'].is_a?(String) &&
+           (!@new_idl || want['code'].is_a?(Integer)), "bad error expectation #{short(want)}")
     expect(!ex.nil?, "#{what} is missing (null)")
-    expect(want.is_a?(Hash) && want['what'].is_a?(String), "bad error expectation #{short(want)}")
     type = ex.type || 1 # an absent type reads as its default, UNKNOWN
     wanted_type = want.fetch('type', 1)
     expect(ex.what.is_a?(String) && !ex.what.empty?, "#{what} has an empty `what`")
     expect(type == wanted_type, "#{what} has type #{type.inspect}, expected #{wanted_type.inspect} " \
                                 "(what=#{short(ex.what)})")
-    expect(ex.what.b.include?(want['what'].b), "#{what}: `what` #{short(ex.what)} does not name #{short(want['what'])}")
+    expect(ex.what.b.include?(want['what'].b),
+           "#{what}: `what` #{short(ex.what)} does not name #{short(want['what'])}")
     return unless @new_idl
 
     expect(code_of(ex) == want['code'], "#{what} has code #{code_of(ex).inspect}, expected " \
@@ -259,12 +254,11 @@ class Driver
   end
 
   # A key putValue(List) returned: a UUID, new in this check, that reads back.
-  def check_new_key(client, key, bucket, value, keys)
-    expect(key.is_a?(String) && key.match?(UUID_RE), "key #{short(key)} is not a UUID")
-    expect(!keys.key?(key.b), "key #{short(key)} was returned before")
+  def check_new_key(client, key, bucket, value, keys, what = 'the')
+    expect(key.is_a?(String) && key.match?(UUID_RE), "#{what} key #{short(key)} is not a UUID")
+    expect(!keys.key?(key.b), "#{what} key #{short(key)} was returned before")
     keys[key.b] = true
-    got = client.get(bucket, key)
-    expect_value(got, value, "get of new key #{short(key)} returned")
+    expect_value(client.get(bucket, key), value, "get of #{what} key #{short(key)} returned")
   end
 
   def check_results(client, method, asked, results, wanted, keys)
@@ -281,11 +275,12 @@ class Driver
         ex = result.ex
         got = result.element
       end
-      if want.is_a?(Hash) && want.key?('error')
+      if error?(want)
         check_error(ex, want['error'], what)
         next
       end
-      expect(form_of(want) == BATCH_RESULT[method], "#{what}: unknown expectation #{short(want)} for #{method}")
+      expect(form_of(want) == BATCH_RESULT[method],
+             "#{what}: unknown expectation #{short(want)} for #{method}")
       check_success(ex, what)
       case BATCH_RESULT[method]
       when 'ok' then next
@@ -293,12 +288,11 @@ class Driver
         expect(!got.nil?, "#{what}: no element")
         expect(same?(got.key, element['key']), "#{what}: the element is for key #{short(got.key)}, " \
                                                "not #{short(element['key'])}")
-        wanted_value = value(want['value'])
-        expect_value(got.value, wanted_value, "#{what}: value")
+        expect_value(got.value, value(want['value']), "#{what}: value")
       else # new_key
         expect(want['new_key'] == true, "#{what}: unknown expectation #{short(want)}")
         expect(!got.nil?, "#{what}: no element")
-        check_new_key(client, got.key, element['bucket'], value(element['value']), keys)
+        check_new_key(client, got.key, element['bucket'], value(element['value']), keys, "#{what}:")
       end
     end
   end
@@ -335,9 +329,7 @@ class Driver
     extra = mine.keys - wanted.keys
     expect(missed.empty?, "#{missed.size} keys never seen, e.g. #{short(missed.first(3), 200)}")
     expect(extra.empty?, "#{extra.size} keys never written, e.g. #{short(extra.first(3), 200)}")
-    wanted.each do |key, v|
-      expect_value(mine[key], v, "key #{short(key)}: value")
-    end
+    wanted.each { |key, v| expect_value(mine[key], v, "key #{short(key)}: value") }
   end
 end
 
@@ -356,36 +348,38 @@ rescue LoadError, NameError => e
               "thrift --gen rb -out #{dir} tests/interop/original.thrift")
 end
 
+# The outline a script must have to be run at all; what is inside steps is
+# checked as they run, so that a bad step fails its check, not the driver.
+def script_shaped?(script)
+  script.is_a?(Hash) && script['bucket'].is_a?(String) && %w[original new].include?(script['idl']) &&
+    %w[bytes text].include?(script['values']) && script['runs'].is_a?(Array) &&
+    script['runs'].all? do |run|
+      run.is_a?(Hash) && run['checks'].is_a?(Array) &&
+        run['checks'].all? { |c| c.is_a?(Hash) && c['name'].is_a?(String) && c['steps'].is_a?(Array) }
+    end
+end
+
+USAGE = 'usage: conformance.rb --gen DIR --host H --port P --script FILE'
+
 def main
-  opts = { host: '127.0.0.1' }
-  OptionParser.new do |o|
-    o.banner = 'usage: conformance.rb --gen DIR --host H --port P --script FILE'
-    o.on('--gen DIR') { |v| opts[:gen] = v }
-    o.on('--host H') { |v| opts[:host] = v }
-    o.on('--port P', Integer) { |v| opts[:port] = v }
-    o.on('--script FILE') { |v| opts[:script] = v }
-  end.parse!
-  missing = %i[gen port script].reject { |k| opts[k] }
-  setup_error("missing #{missing.map { |k| "--#{k}" }.join(', ')}") unless missing.empty?
-  load_bindings(opts[:gen])
+  opts = ARGV.size.even? ? ARGV.each_slice(2).to_h : {}
+  unknown = opts.keys - %w[--gen --host --port --script]
+  missing = %w[--gen --port --script] - opts.keys
+  unless unknown.empty? && missing.empty? && opts['--port'].match?(/\A\d+\z/)
+    setup_error("bad arguments #{ARGV.join(' ')}\n#{USAGE}")
+  end
+  load_bindings(opts['--gen'])
   begin
-    script = JSON.parse(File.read(opts[:script], encoding: 'UTF-8'))
+    script = JSON.parse(File.read(opts['--script'], encoding: 'UTF-8'))
   rescue SystemCallError, JSON::ParserError => e
     setup_error("cannot read the script: #{e.message}")
   end
-  unless script.is_a?(Hash) && script['bucket'].is_a?(String) && script['runs'].is_a?(Array) &&
-         %w[original new].include?(script['idl']) && %w[bytes text].include?(script['values'])
-    setup_error("#{opts[:script]} is not a conformance script (bucket, idl, values, runs)")
-  end
-  script['runs'].each do |run|
-    next if run.is_a?(Hash) && run['checks'].is_a?(Array) &&
-            run['checks'].all? { |c| c.is_a?(Hash) && c['name'].is_a?(String) && c['steps'].is_a?(Array) }
-
-    setup_error("#{opts[:script]}: a run is not transport, protocol and checks (name, steps)")
+  unless script_shaped?(script)
+    setup_error("#{opts['--script']} is not a conformance script (bucket, idl, values, runs of checks)")
   end
 
   $stdout.sync = true
-  driver = Driver.new(script, opts[:host], opts[:port])
+  driver = Driver.new(script, opts.fetch('--host', '127.0.0.1'), Integer(opts['--port']))
   passed = failed = 0
   script['runs'].each do |run|
     pair = "#{run['transport']}/#{run['protocol']}"
@@ -400,11 +394,7 @@ def main
         puts "FAIL #{pair} #{check['name']}: #{e.message}"
         failed += 1
       ensure
-        begin
-          trans&.close
-        rescue StandardError
-          nil # it may be broken already
-        end
+        trans&.close rescue nil # it may be broken already
       end
     end
   end
