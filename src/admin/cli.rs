@@ -11,10 +11,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::create::{self, CreateOptions};
-use super::failover::{self, FailoverOptions, SwitchoverOptions};
+use super::failover::{self, FailoverOptions};
 use super::list::{self, ListOptions};
 use super::sql::Login;
 use super::status::{self, StatusOptions};
+use super::switchover::{self, SwitchoverOptions};
 use super::verify::{self, VerifyOptions};
 use crate::config::{seconds_flag, Secret};
 use crate::error::{Error, ErrorKind, Result};
@@ -367,7 +368,7 @@ impl Cli {
                     catch_up_timeout: args.catch_up_timeout,
                     tty,
                 };
-                failover::switchover(&opts, out).await?;
+                switchover::switchover(&opts, out).await?;
             }
             Command::Verify(args) => {
                 let opts = VerifyOptions {

@@ -1,4 +1,4 @@
-//! `thrudoc-admin`: the operator's tool for the MySQL backend (DESIGN.md section 4).
+//! `thrudoc-admin`: the operator's tool for the MySQL backend.
 //!
 //! It works on the directory ([`crate::store::mysql::directory`]) and on the data hosts as
 //! root, never through a Thrudoc server: it creates buckets and reports on what the directory
@@ -11,19 +11,26 @@
 //! - [`list`]: `list`: buckets and one bucket's partitions, as a server would load them.
 //! - [`status`]: `status`: each host's reachability, replication and partition count.
 //! - [`failover`]: `failover`, a master's partitions to its sibling with the master fenced
-//!   first, and `switchover`, their planned return: frozen, caught up, moved back.
+//!   first; [`switchover`]: their planned return: frozen, caught up, moved back;
+//!   [`moves`]: what the two share.
 //! - [`verify`]: `verify`: each partition's rows and checksum on master and sibling.
 //! - [`replica`]: GTID positions, waiting for replication, replication state, `read_only`.
-//! - [`sql`]: host addresses, root logins, and statements under deadlines, so a dead or hung
-//!   host gives an error naming it, never a hang.
+//! - [`sql`]: root logins and statements under deadlines, so a dead or hung host gives an
+//!   error naming it, never a hang; [`dirtx`]: a change of the directory, one transaction
+//!   that commits with the version bumped or leaves the directory as it was.
+//! - [`progress`]: steps, progress lines and warnings as a command goes.
 //! - [`table`]: the plain-text tables of the output.
 
 pub mod cli;
 pub mod create;
+pub mod dirtx;
 pub mod failover;
 pub mod list;
+pub mod moves;
+pub mod progress;
 pub mod replica;
 pub mod sql;
 pub mod status;
+pub mod switchover;
 pub mod table;
 pub mod verify;

@@ -7,13 +7,12 @@
 //! naming it instead of a hang.
 
 use std::fmt;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Row;
 
-use super::sql::{self, Session};
+use super::sql::{self, Query, Session};
 use crate::error::{Error, Result};
 use crate::mysql::HostAddr;
 
@@ -145,15 +144,19 @@ pub async fn wait_applied(
         let slice = limit
             .saturating_sub(start.elapsed())
             .min(Duration::from_secs(1));
-        let answer: Option<Option<i64>> = sql::first(
-            &mut s.conn,
+        const WAIT: &str = "waiting for replication (MASTER_GTID_WAIT)";
+        // The statement itself waits up to `slice`: its deadline is that plus the usual.
+        let row: Option<Row> = sql::deadline(
             &s.addr,
+            WAIT,
             slice + s.timeout,
-            "waiting for replication (MASTER_GTID_WAIT)",
-            "SELECT MASTER_GTID_WAIT(?, ?)",
-            (text.as_str(), slice.as_secs_f64()),
+            s.conn.exec_first(
+                "SELECT MASTER_GTID_WAIT(?, ?)",
+                (text.as_str(), slice.as_secs_f64()),
+            ),
         )
         .await?;
+        let answer: Option<Option<i64>> = row.map(|r| sql::column(&r, 0, WAIT)).transpose()?;
         if answer == Some(Some(0)) {
             return Ok(true);
         }
@@ -369,41 +372,6 @@ pub async fn running_on(s: &mut Session, tables: &[String]) -> Result<Vec<Runnin
         }
     }
     Ok(found)
-}
-
-/// A progress line that rewrites itself on a terminal and is one line per update otherwise
-/// (a log or a pipe).
-pub struct Ticker {
-    tty: bool,
-    open: bool,
-}
-
-impl Ticker {
-    pub fn new(tty: bool) -> Ticker {
-        Ticker { tty, open: false }
-    }
-
-    /// Shows `text` as the current progress.
-    pub fn tick(&mut self, out: &mut dyn Write, text: &str) -> Result<()> {
-        if self.tty {
-            write!(out, "\r\x1b[2K{text}")?;
-            self.open = true;
-        } else {
-            writeln!(out, "{text}")?;
-        }
-        out.flush()?;
-        Ok(())
-    }
-
-    /// Ends the progress line (on a terminal), so what follows starts on a line of its own.
-    pub fn done(&mut self, out: &mut dyn Write) -> Result<()> {
-        if self.open {
-            writeln!(out)?;
-            out.flush()?;
-            self.open = false;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use mysql_async::prelude::{FromValue, Queryable};
-use mysql_async::{Conn, OptsBuilder, Params, Row, Transaction};
+use mysql_async::{Conn, OptsBuilder, Params, Row};
 
 use crate::config::Secret;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::mysql::{Access, Failure, HostAddr};
 
 /// How to log in to a server and how long to wait for it.
@@ -55,96 +55,68 @@ pub struct Session {
     pub timeout: Duration,
 }
 
-impl Session {
-    /// Runs `sql` (text protocol), dropping any result. `what` names the step in errors.
-    pub async fn run(&mut self, what: &str, sql: &str) -> Result<()> {
-        run(&mut self.conn, &self.addr, self.timeout, what, sql).await
+/// Statements under a deadline, on a session or a directory transaction ([`super::dirtx::Tx`]);
+/// `what` names the step in errors, which also name the host.
+#[allow(async_fn_in_trait)] // the admin tool runs on one thread: nothing needs `Send` here
+pub trait Query {
+    /// The connection or transaction, the host it is on, and the deadline of each statement.
+    type Conn: Queryable + Send;
+    fn target(&mut self) -> (&mut Self::Conn, &HostAddr, Duration);
+
+    /// Runs `sql` (text protocol), dropping any result.
+    async fn run(&mut self, what: &str, sql: &str) -> Result<()> {
+        let (q, addr, limit) = self.target();
+        deadline(addr, what, limit, q.query_drop(sql)).await
     }
 
     /// Runs the prepared statement `sql` with `params`, dropping any result.
-    pub async fn exec(
+    async fn exec(
         &mut self,
         what: &str,
         sql: &str,
         params: impl Into<Params> + Send,
     ) -> Result<()> {
-        exec(&mut self.conn, &self.addr, self.timeout, what, sql, params).await
+        let (q, addr, limit) = self.target();
+        deadline(addr, what, limit, q.exec_drop(sql, params)).await
     }
 
     /// The rows of the prepared statement `sql` with `params`.
-    pub async fn rows(
+    async fn rows(
         &mut self,
         what: &str,
         sql: &str,
         params: impl Into<Params> + Send,
     ) -> Result<Vec<Row>> {
-        rows(&mut self.conn, &self.addr, self.timeout, what, sql, params).await
+        let (q, addr, limit) = self.target();
+        deadline(addr, what, limit, q.exec::<Row, _, _>(sql, params)).await
     }
 
     /// Column 0 of the first row of `sql` with `params`, or `None` when there is no row.
-    pub async fn first<T: FromValue>(
+    async fn first<T: FromValue>(
         &mut self,
         what: &str,
         sql: &str,
         params: impl Into<Params> + Send,
     ) -> Result<Option<T>> {
-        first(&mut self.conn, &self.addr, self.timeout, what, sql, params).await
+        match self.rows(what, sql, params).await?.first() {
+            Some(row) => column(row, 0, what).map(Some),
+            None => Ok(None),
+        }
     }
+}
 
+impl Query for Session {
+    type Conn = Conn;
+    fn target(&mut self) -> (&mut Conn, &HostAddr, Duration) {
+        (&mut self.conn, &self.addr, self.timeout)
+    }
+}
+
+impl Session {
     /// Ends the session politely; a host that does not answer within a second is left to the
     /// server's own timeout.
     pub async fn close(self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.conn.disconnect()).await;
-    }
-}
-
-/// Runs `sql` (text protocol) on `q` (a connection or a transaction of `addr`) under `limit`.
-pub async fn run<Q: Queryable>(
-    q: &mut Q,
-    addr: &HostAddr,
-    limit: Duration,
-    what: &str,
-    sql: &str,
-) -> Result<()> {
-    deadline(addr, what, limit, q.query_drop(sql)).await
-}
-
-/// Runs the prepared statement `sql` with `params` on `q` under `limit`.
-pub async fn exec<Q: Queryable>(
-    q: &mut Q,
-    addr: &HostAddr,
-    limit: Duration,
-    what: &str,
-    sql: &str,
-    params: impl Into<Params> + Send,
-) -> Result<()> {
-    deadline(addr, what, limit, q.exec_drop(sql, params)).await
-}
-
-/// The rows of the prepared statement `sql` with `params` on `q` under `limit`.
-pub async fn rows<Q: Queryable>(
-    q: &mut Q,
-    addr: &HostAddr,
-    limit: Duration,
-    what: &str,
-    sql: &str,
-    params: impl Into<Params> + Send,
-) -> Result<Vec<Row>> {
-    deadline(addr, what, limit, q.exec::<Row, _, _>(sql, params)).await
-}
-
-/// Column 0 of the first row of `sql` with `params` on `q`, or `None` when there is no row.
-pub async fn first<Q: Queryable, T: FromValue>(
-    q: &mut Q,
-    addr: &HostAddr,
-    limit: Duration,
-    what: &str,
-    sql: &str,
-    params: impl Into<Params> + Send,
-) -> Result<Option<T>> {
-    match rows(q, addr, limit, what, sql, params).await?.first() {
-        Some(row) => column(row, 0, what).map(Some),
-        None => Ok(None),
     }
 }
 
@@ -168,7 +140,7 @@ pub async fn deadline<T>(
     fut: impl Future<Output = std::result::Result<T, mysql_async::Error>>,
 ) -> Result<T> {
     // A timeout is UNAVAILABLE here, writes included: each step of the tool that changes
-    // something says itself what a lost answer means (see commit_directory).
+    // something says itself what a lost answer means (see `dirtx`).
     crate::mysql::deadline(
         limit,
         Access::Read,
@@ -202,68 +174,6 @@ pub fn quote_literal(s: &str, no_backslash_escapes: bool) -> String {
 /// `name` quoted as an SQL identifier (names reaching here are already checked to be plain).
 pub fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
-}
-
-/// What a directory error says when the transaction was rolled back.
-pub const UNCHANGED: &str = "the directory transaction was rolled back: the directory is unchanged";
-
-/// Bumps the directory version and commits `tx` on `master`. Until the commit is sent, a
-/// failure rolls back and leaves the directory unchanged; a commit whose answer is lost is
-/// [`ErrorKind::OutcomeUnknown`], and the error says what `may_be` true and how to `look`.
-pub async fn commit_directory(
-    mut tx: Transaction<'_>,
-    master: &HostAddr,
-    limit: Duration,
-    may_be: &str,
-    look: &str,
-) -> Result<u64> {
-    let bump = crate::store::mysql::directory::bump_version(&mut tx);
-    let version = match tokio::time::timeout(limit, bump).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            // A timed-out rollback is left to the server, which rolls an uncommitted
-            // transaction back when the session ends.
-            let _ = tokio::time::timeout(limit, tx.rollback()).await;
-            return Err(Error::new(
-                e.kind(),
-                format!("{e} (on {master}); {UNCHANGED}"),
-            ));
-        }
-        Err(_) => {
-            // Dropping the connection rolls the transaction back on the server.
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "bumping the directory version on {master}: no answer within {limit:?}; \
-                     {UNCHANGED}"
-                ),
-            ));
-        }
-    };
-    match tokio::time::timeout(limit, tx.commit()).await {
-        Ok(Ok(())) => Ok(version),
-        // The server answered: the commit failed and the transaction is gone.
-        Ok(Err(e)) if matches!(e, mysql_async::Error::Server(_)) => Err(Failure::for_operator(
-            e,
-            format!("committing the directory on {master}"),
-        )
-        .error
-        .note(UNCHANGED)),
-        Ok(Err(e)) => Err(Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!(
-                "committing the directory on {master}: the connection failed, so {may_be}; {look}"
-            ),
-        )
-        .with_source(e)),
-        Err(_) => Err(Error::new(
-            ErrorKind::OutcomeUnknown,
-            format!(
-                "committing the directory on {master}: no answer within {limit:?}, so {may_be}; \
-                 {look}"
-            ),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use super::list::load_directory_or_sibling;
 use super::replica::{self, SlaveStatus};
-use super::sql::Login;
+use super::sql::{Login, Query};
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mysql::HostAddr;

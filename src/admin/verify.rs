@@ -17,19 +17,13 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 
 use super::list::load_directory;
-use super::replica::{self, Ticker};
-use super::sql::{self, quote_ident, Login, Session};
+use super::progress::Progress;
+use super::replica;
+use super::sql::{self, quote_ident, Login, Query, Session};
 use crate::error::{Error, Result};
 use crate::mysql::{code, server_code, HostAddr};
 use crate::rules::check_sql_name;
 use crate::store::mysql::directory::{Directory, Partition};
-
-macro_rules! say {
-    ($out:expr, $($arg:tt)*) => {{
-        writeln!($out, $($arg)*)?;
-        $out.flush()?;
-    }};
-}
 
 /// What `verify` is asked to compare.
 #[derive(Debug, Clone)]
@@ -164,20 +158,21 @@ pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyRepo
         .iter()
         .filter(|p| opts.partition.is_none_or(|id| p.id == id))
         .collect();
+    let mut progress = Progress::new(out, opts.tty);
+    let p = &mut progress;
     if let (Some(id), true) = (opts.partition, parts.is_empty()) {
         return Err(Error::invalid(format!(
             "bucket `{}` has no live partition {id}",
             opts.tablename
         )));
     }
-    say!(
-        out,
+    p.say(format_args!(
         "verifying {} partitions of bucket `{}` (directory version {}): master against sibling, \
          rows and CHECKSUM TABLE",
         parts.len(),
         opts.tablename,
         dir.version
-    );
+    ))?;
     let address = |id: u32| {
         dir.hosts
             .get(&id)
@@ -190,7 +185,6 @@ pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyRepo
         open: BTreeMap::new(),
         lagging: BTreeSet::new(),
     };
-    let mut ticker = Ticker::new(opts.tty);
     let mut report = VerifyReport::default();
     let total = parts.len();
     for (i, part) in parts.iter().enumerate() {
@@ -199,18 +193,7 @@ pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyRepo
         let sibling_addr = sibling_id.map(address).unwrap_or_else(|| "-".into());
         let verdict = match sibling_id {
             None => Verdict::NotCompared(format!("{master_addr} has no sibling")),
-            Some(sid) => {
-                compare(
-                    opts,
-                    &mut sessions,
-                    part,
-                    part.host_id,
-                    sid,
-                    &mut ticker,
-                    out,
-                )
-                .await?
-            }
+            Some(sid) => compare(opts, &mut sessions, part, part.host_id, sid, p).await?,
         };
         let text = match &verdict {
             Verdict::Equal(m) => format!("{} rows, checksum equal", m.rows),
@@ -230,13 +213,12 @@ pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyRepo
             ),
             Verdict::NotCompared(why) => format!("NOT COMPARED: {why}"),
         };
-        say!(
-            out,
+        p.say(format_args!(
             "[{}/{total}] partition {} {} on {master_addr} vs {sibling_addr}: {text}",
             i + 1,
             part.id,
             part.datatable
-        );
+        ))?;
         report.checked.push(Checked {
             id: part.id,
             datatable: part.datatable.clone(),
@@ -246,7 +228,7 @@ pub async fn run(opts: &VerifyOptions, out: &mut dyn Write) -> Result<VerifyRepo
         });
     }
     sessions.close().await;
-    summary(&report, out)?;
+    summary(&report, p)?;
     Ok(report)
 }
 
@@ -264,32 +246,25 @@ fn show(m: &Option<Measure>) -> String {
     }
 }
 
-fn summary(report: &VerifyReport, out: &mut dyn Write) -> Result<()> {
+fn summary(report: &VerifyReport, p: &mut Progress<'_>) -> Result<()> {
     let count = |f: fn(&Verdict) -> bool| report.checked.iter().filter(|c| f(&c.verdict)).count();
     let equal = count(|v| matches!(v, Verdict::Equal(_)));
     let different = count(|v| matches!(v, Verdict::Different { .. }));
     let skipped = count(|v| matches!(v, Verdict::NotCompared(_)));
-    say!(
-        out,
+    p.say(format_args!(
         "{} partitions: {equal} equal, {different} different, {skipped} not compared",
         report.checked.len()
-    );
+    ))?;
     for c in &report.checked {
         match &c.verdict {
-            Verdict::Different { .. } => say!(
-                out,
+            Verdict::Different { .. } => p.say(format_args!(
                 "different: partition {} {} ({} vs {})",
-                c.id,
-                c.datatable,
-                c.master,
-                c.sibling
-            ),
-            Verdict::NotCompared(why) => say!(
-                out,
+                c.id, c.datatable, c.master, c.sibling
+            ))?,
+            Verdict::NotCompared(why) => p.say(format_args!(
                 "not compared: partition {} {}: {why}",
-                c.id,
-                c.datatable
-            ),
+                c.id, c.datatable
+            ))?,
             Verdict::Equal(_) => {}
         }
     }
@@ -303,8 +278,7 @@ async fn compare(
     part: &Partition,
     master_id: u32,
     sibling_id: u32,
-    ticker: &mut Ticker,
-    out: &mut dyn Write,
+    p: &mut Progress<'_>,
 ) -> Result<Verdict> {
     if master_id == sibling_id {
         return Ok(Verdict::NotCompared(
@@ -335,7 +309,7 @@ async fn compare(
         } else {
             opts.catch_up_timeout
         };
-        let once = compare_once(limit, &mut ms, &mut ss, sibling_server, part, ticker, out).await;
+        let once = compare_once(limit, &mut ms, &mut ss, sibling_server, part, p).await;
         match once {
             Ok((v @ Verdict::Equal(_), _)) => {
                 verdict = v;
@@ -388,8 +362,7 @@ async fn compare_once(
     ss: &mut Session,
     sibling_server: u32,
     part: &Partition,
-    ticker: &mut Ticker,
-    out: &mut dyn Write,
+    p: &mut Progress<'_>,
 ) -> std::result::Result<(Verdict, bool), (bool, Error)> {
     let committed = replica::binlog_pos(ms)
         .await
@@ -397,18 +370,15 @@ async fn compare_once(
         .without_server(sibling_server);
     let sibling = ss.addr.clone();
     let caught = replica::wait_applied(ss, &committed, limit, &mut |elapsed, applied| {
-        ticker.tick(
-            out,
-            &format!(
-                "  waiting {:.1} s of {:.1} s for {sibling} to apply {committed} (at {applied})",
-                elapsed.as_secs_f64(),
-                limit.as_secs_f64()
-            ),
-        )
+        p.tick(format_args!(
+            "  waiting {:.1} s of {:.1} s for {sibling} to apply {committed} (at {applied})",
+            elapsed.as_secs_f64(),
+            limit.as_secs_f64()
+        ))
     })
     .await
     .map_err(|e| (false, e))?;
-    ticker.done(out).map_err(|e| (false, e))?;
+    p.done().map_err(|e| (false, e))?;
     let table = format!("{}.{}", quote_ident(&part.db), quote_ident(&part.datatable));
     let m = measure(ms, &table).await.map_err(|e| (true, e))?;
     let s = measure(ss, &table).await.map_err(|e| (false, e))?;
