@@ -39,7 +39,7 @@ pub fn main(file: &Path, check: bool) -> Result<()> {
 /// Opens the store, binds the port and serves until a shutdown signal.
 pub async fn serve(config: Config) -> Result<()> {
     let store = open_store(&config.backend).await?;
-    let service = Arc::new(Service::new(store, config.limits.clone()));
+    let service = Arc::new(Service::new(store.clone(), config.limits.clone()));
     let addr = (config.server.bind, config.server.port);
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         Error::config(format!(
@@ -55,7 +55,10 @@ pub async fn serve(config: Config) -> Result<()> {
         let _ = writeln!(std::io::stdout(), "thrudoc listening on {local}");
     }
     tracing::info!(%local, "listening");
-    server::run(listener, service, config.server, shutdown_signal()).await
+    let served = server::run(listener, service, config.server, shutdown_signal()).await;
+    // Requests are done: the store's connections end politely rather than with the process.
+    store.close().await;
+    served
 }
 
 async fn open_store(backend: &Backend) -> Result<Arc<dyn Store>> {
@@ -139,7 +142,7 @@ fn init_logging(level: &str) {
 
 fn print_check(file: &Path, config: &Config) {
     use std::io::Write as _;
-    let documented: Vec<&str> = KEYS.iter().map(|(k, _, _)| *k).collect();
+    let documented: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
     let mut text = format!("{}: configuration is valid\n", file.display());
     for warning in &config.warnings {
         text.push_str(&format!("warning: {warning}\n"));

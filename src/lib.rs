@@ -7,30 +7,38 @@
 //!
 //! # Layout
 //!
-//! A request flows top to bottom through these modules; each knows only the ones below it.
+//! A request comes in at the top and goes down; each module knows only those below it.
 //!
 //! - [`server`]: accepts TCP connections, one tokio task per connection; detects transport and
 //!   protocol, enforces connection and frame limits, drains on shutdown. Owns all socket I/O.
-//! - [`codec`]: Thrift bytes to [`codec::Call`]s and [`codec::Reply`]s to bytes. Binary and
-//!   compact protocols, framed and unframed transports. Pure functions, no I/O.
-//! - [`service`]: one function per API method. Checks arguments (bucket names, sizes, counts),
-//!   calls the store, and maps every [`Error`] to what the client sees, in one place
-//!   ([`service::client_failure`]).
+//! - [`service`]: one function per API method. Checks arguments, calls the store, and maps
+//!   every [`Error`] to what the client sees, in one place ([`service::client_failure`]).
 //! - [`store`]: the [`store::Store`] trait and its implementations: [`store::disk`] (SQLite)
 //!   and [`store::mysql`] (partitions over MariaDB master-master pairs, with failover).
-//! - [`config`]: `thrudoc.conf` parsing (`KEY = VALUE`, `THRUDOC_<KEY>` overrides), then
-//!   validation into a typed [`config::Config`]. Secrets are redacted from `Debug`.
-//! - [`error`]: the one error type, [`Error`], with an [`ErrorKind`].
+//! - [`mysql`]: the MySQL layer under the store and the admin tool: typed host addresses,
+//!   MySQL error numbers and what they mean, deadlines, "the master, else its sibling".
+//!
+//! Beside them, used from several floors:
+//!
+//! - [`codec`]: the ground floor. Thrift bytes to [`codec::Call`]s and [`codec::Reply`]s to
+//!   bytes; binary and compact protocols, framed and unframed transports. Pure, no I/O.
+//! - [`rules`]: what a bucket name, key, value, schema name and scan seed may be.
+//! - [`config`]: `thrudoc.conf` (every key declared once, `THRUDOC_<KEY>` overrides),
+//!   validated into a typed [`config::Config`]. Secrets are redacted from `Debug`.
+//! - [`error`]: the one error type, [`Error`]: a kind, context added on the way up, a cause.
 //! - [`gen`]: the bindings the Apache Thrift compiler makes from the IDL; the typed client of
 //!   tests and tools.
 //!
-//! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
+//! And the programs:
+//!
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
+//! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
 //! - [`admin`]: the `thrudoc-admin` tool for the MySQL backend (create-tablename, list,
 //!   status, failover, switchover, verify).
 //! - [`bench`](mod@bench): the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
 //!
-//! Binaries in `src/bin/` only parse their command line and call into this library.
+//! Binaries in `src/bin/` only parse their command line and call into this library. The rules
+//! the code keeps are in `docs/DESIGN.md`; how the parts work, in `docs/ARCHITECTURE.md`.
 
 pub mod admin;
 pub mod app;

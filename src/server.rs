@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -169,8 +169,8 @@ async fn serve_connection(
                     out.clear();
                 }
             }
-            Err(DecodeError::Incomplete) => {
-                let wanted = missing_bytes(&data, transport);
+            Err(DecodeError::Incomplete { needed }) => {
+                let wanted = needed.unwrap_or(READ_CHUNK);
                 // Unique again: nothing decoded from `data` is alive, so no copy is made.
                 buf = data
                     .try_into_mut()
@@ -203,16 +203,6 @@ async fn serve_connection(
                 return Ok(());
             }
         }
-    }
-}
-
-/// How many more bytes the message at the front of `data` needs, when the frame says so.
-fn missing_bytes(data: &Bytes, transport: Transport) -> usize {
-    if transport == Transport::Framed && data.len() >= 4 {
-        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        (len + 4).saturating_sub(data.len()).max(1)
-    } else {
-        READ_CHUNK
     }
 }
 

@@ -1,7 +1,7 @@
 //! `thrudoc-bench` run for real, briefly, against the real `thrudoc` binary: the embedded
 //! store for single calls, batches and idle connections, and one MariaDB server for the
 //! side-by-side mode. These check that the tool works and reports what it says; they measure
-//! nothing (DESIGN.md §7: no timed tests).
+//! nothing (docs/DESIGN.md: no timed tests).
 
 mod common;
 

@@ -6,7 +6,7 @@
 //! the other host's partitions were served throughout, and the binary logs show that no host
 //! ever took a write for a partition it was not the master of. The recovery figures are
 //! printed; the assertions on them are loose bounds (correctness, not speed: the targets are
-//! measured by `scripts/chaos`, not by tests).
+//! measured by `scripts/failover-report`, not by tests).
 
 mod common;
 
@@ -397,6 +397,24 @@ fn both_hosts_of_a_pair_down_give_clear_errors_without_hanging() {
         what.contains("partition") && what.contains("sibling"),
         "the error says why: {what}"
     );
+    // A write's refusal says each thing once: the kind, what was refused, the master and why
+    // it is down, without the driver's nested I/O error texts.
+    let err = c.put("f".into(), dead.clone(), b"x".to_vec()).unwrap_err();
+    let thrift::Error::User(e) = err else {
+        panic!()
+    };
+    let what = e
+        .downcast::<thrudoc::gen::thrudoc::ThrudocException>()
+        .unwrap()
+        .what
+        .unwrap();
+    assert!(
+        what.starts_with("read-only: put refused: partition"),
+        "{what}"
+    );
+    assert_eq!(what.matches("read-only").count(), 1, "{what}");
+    assert!(!what.contains("Input/output error"), "{what}");
+    assert!(what.len() < 300, "{} characters: {what}", what.len());
     // The other pair is unaffected.
     c.put("f".into(), live.clone(), b"fine".to_vec()).unwrap();
     assert_eq!(c.get("f".into(), live.clone()).unwrap(), b"fine");

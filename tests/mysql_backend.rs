@@ -545,3 +545,38 @@ fn frozen_partitions_refuse_writes_and_keep_serving_reads() {
         },
     );
 }
+
+/// SIGTERM: once requests are done the server closes its pools, its directory connections and
+/// its probes, each with a goodbye, so MariaDB counts no aborted client. (Its own pair: the
+/// other tests' servers are killed and would count.)
+#[test]
+fn shutdown_closes_every_connection_politely() {
+    require_mariadb();
+    let cluster = Cluster::start_pairs(1);
+    let addrs: Vec<String> = cluster.hosts.iter().map(|h| h.addr()).collect();
+    create_bucket(&cluster.hosts[0], "thrudoc", &addrs, "bye", 2);
+    let aborted = |h: &MariaDb| -> u64 {
+        h.status_var("Aborted_clients")
+            .expect("Aborted_clients")
+            .parse()
+            .unwrap()
+    };
+    let before: Vec<u64> = cluster.hosts.iter().map(aborted).collect();
+    let mut server = thrudoc_on(&cluster.hosts[0], Some(&cluster.hosts[1]), "thrudoc", "");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    for i in 0..50 {
+        let key = format!("k{i}");
+        c.put("bye".into(), key.clone(), b"v".to_vec()).unwrap();
+        assert_eq!(c.get("bye".into(), key).unwrap(), b"v");
+    }
+    drop(c);
+    // Let the probes connect too.
+    std::thread::sleep(Duration::from_millis(600));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    let after: Vec<u64> = cluster.hosts.iter().map(aborted).collect();
+    assert_eq!(
+        after, before,
+        "aborted clients on each host, before and after"
+    );
+}

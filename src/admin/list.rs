@@ -7,8 +7,8 @@ use std::io::Write;
 
 use super::sql::Login;
 use super::table::{write_partitions, write_table, PartitionLine};
-use crate::error::{Error, ErrorKind, Result};
-use crate::mysql::HostAddr;
+use crate::error::Result;
+use crate::mysql::{master_else_sibling, Access, Failure, HostAddr};
 use crate::store::mysql::directory::Directory;
 
 /// What `list` is asked to show.
@@ -26,21 +26,17 @@ pub struct ListOptions {
 /// Loads the directory from `db` on `master`, under the login's deadlines.
 pub async fn load_directory(root: &Login, master: &HostAddr, db: &str) -> Result<Directory> {
     let mut session = root.connect(master, Some(db)).await?;
-    let dir =
-        match tokio::time::timeout(root.query_timeout, Directory::load(&mut session.conn)).await {
-            Ok(loaded) => loaded.map_err(|e| e.context(format!("schema `{db}` on {master}")))?,
-            Err(_) => {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "loading the directory from {master}: no answer within {:?}",
-                        root.query_timeout
-                    ),
-                ))
-            }
-        };
+    let what = format!("loading the directory from schema `{db}` on {master}");
+    let loaded = crate::mysql::deadline(
+        root.query_timeout,
+        Access::Read,
+        &what,
+        Failure::for_operator,
+        async { Ok(Directory::load(&mut session.conn).await) },
+    )
+    .await?;
     session.close().await;
-    Ok(dir)
+    loaded.map_err(|e| e.context(what))
 }
 
 /// Loads the directory from `master`, or from `sibling` when the master cannot be reached (a
@@ -53,27 +49,21 @@ pub async fn load_directory_or_sibling(
     db: &str,
     out: &mut dyn Write,
 ) -> Result<Directory> {
-    let err = match load_directory(root, master, db).await {
-        Ok(dir) => return Ok(dir),
-        Err(e) => e,
-    };
-    let Some(sibling) = sibling.filter(|_| err.kind() == ErrorKind::Unavailable) else {
-        return Err(err);
-    };
-    match load_directory(root, sibling, db).await {
-        Ok(dir) => {
-            writeln!(
-                out,
-                "note: the directory master did not answer ({err}); this is the directory as \
-                 its sibling {sibling} has it"
-            )?;
-            Ok(dir)
-        }
-        Err(e) => Err(Error::new(
-            ErrorKind::Unavailable,
-            format!("{err}; the sibling {sibling} failed too: {e}"),
-        )),
+    let got = master_else_sibling(
+        "loading the directory",
+        master,
+        sibling,
+        |addr| async move { load_directory(root, &addr, db).await },
+    )
+    .await?;
+    if let (Some(e), Some(sibling)) = (&got.master_failure, sibling) {
+        writeln!(
+            out,
+            "note: the directory master did not answer ({e}); this is the directory as \
+             its sibling {sibling} has it"
+        )?;
     }
+    Ok(got.value)
 }
 
 /// Prints the directory's buckets (and with `tablename`, that bucket's partitions) to `out`.

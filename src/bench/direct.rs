@@ -1,6 +1,6 @@
 //! The direct run: the same workload, with the same number of clients, sent straight to the
 //! partition tables with `mysql_async`, as Thrudoc's MySQL store would send it. It is the
-//! yardstick of DESIGN.md §7: what MariaDB itself does on this box at this concurrency.
+//! yardstick of docs/DESIGN.md ("Performance measurement"): what MariaDB itself does on this box at this concurrency.
 //!
 //! Nothing here is a copy of the store's logic: the directory is read with
 //! [`Directory::load`], keys are placed with [`Bucket::locate`], and the statements are the
@@ -29,8 +29,8 @@ use mysql_async::{Conn, Params, Pool, Value};
 use super::run::{Live, Progress, RunStats, Tally, Workload};
 use super::workload::{key, Op, Rng};
 use crate::config::{Backend, Config, MysqlConfig};
-use crate::error::{Error, ErrorKind, Result};
-use crate::mysql::HostAddr;
+use crate::error::{Error, Result};
+use crate::mysql::{deadline, Access, Failure, HostAddr};
 use crate::store::mysql::directory::{Bucket, Directory, Partition};
 use crate::store::mysql::hosts::HostSettings;
 use crate::store::mysql::sql::{self, BATCH_ROWS};
@@ -48,20 +48,16 @@ struct Shared {
     pool_size: usize,
 }
 
-fn unavailable(what: String) -> impl FnOnce(mysql_async::Error) -> Error {
-    move |e| Error::new(ErrorKind::Unavailable, what).with_source(e)
-}
-
+/// `fut` under the MySQL layer's deadline; a failure as the text the bench reports.
 async fn bounded<T>(
     limit: Duration,
     what: &str,
     fut: impl std::future::Future<Output = std::result::Result<T, mysql_async::Error>>,
 ) -> std::result::Result<T, String> {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what}: {e}")),
-        Err(_) => Err(format!("{what}: no answer within {} ms", limit.as_millis())),
-    }
+    let as_service = |e, what| Failure::for_service(e, Access::Read, what);
+    deadline(limit, Access::Read, what, as_service, fut)
+        .await
+        .map_err(|f| f.error.to_string())
 }
 
 impl Direct {
@@ -91,15 +87,7 @@ impl Direct {
         let settings = HostSettings::new(mysql);
         let master = &mysql.master;
         let pool = settings.pool(master, 1);
-        let mut conn = tokio::time::timeout(mysql.connect_timeout, pool.get_conn())
-            .await
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!("directory master {master}: no answer"),
-                )
-            })?
-            .map_err(unavailable(format!("directory master {master}")))?;
+        let mut conn = settings.connect(&pool, master).await?;
         let directory = Directory::load(&mut conn).await;
         drop(conn);
         let _ = pool.disconnect().await;

@@ -1,6 +1,6 @@
 //! `thrudoc-bench`: whole-system throughput and latency of a running Thrudoc server, and
 //! (side-by-side mode) of the same workload sent straight to MariaDB, measured in the same
-//! invocation on the same box (DESIGN.md §7).
+//! invocation on the same box (docs/DESIGN.md, "Performance measurement").
 //!
 //! A run goes: check the server serves the bucket; open the idle connections, if any, and
 //! read the server's memory around that; fill the key space with `putList` (for reads); run

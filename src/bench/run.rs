@@ -27,13 +27,6 @@ pub struct Workload {
     pub timeout: Duration,
 }
 
-impl Workload {
-    /// The elements one call carries.
-    pub fn per_call(&self) -> usize {
-        self.batch.unwrap_or(1)
-    }
-}
-
 /// What one client did: successful elements (`ops`), failed ones (`errors`), calls, the latency
 /// of every call, and the first failure's text.
 #[derive(Debug, Default, Clone)]

@@ -75,8 +75,9 @@ impl fmt::Display for Transport {
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecodeError {
-    /// The bytes end before the message does: read more and try again.
-    Incomplete,
+    /// The bytes end before the message does: read more and try again. `needed` is how many
+    /// more bytes the message takes when its frame says so, `None` when nothing says.
+    Incomplete { needed: Option<usize> },
     /// The bytes are not a Thrift message this server accepts; the connection cannot go on.
     Malformed(String),
     /// The message (or a frame, or a length inside it) is larger than the configured limit.
@@ -86,7 +87,7 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::Incomplete => f.write_str("message incomplete"),
+            DecodeError::Incomplete { .. } => f.write_str("message incomplete"),
             DecodeError::Malformed(why) => write!(f, "malformed message: {why}"),
             DecodeError::TooLarge { size, limit } => {
                 write!(

@@ -1430,9 +1430,11 @@ fn every_strict_prefix_is_incomplete() {
                 .chain(buf.len().saturating_sub(300)..buf.len());
             for cut in cuts {
                 let got = decode_message(&buf.slice(..cut), t, p, LIMIT);
+                // A whole frame header says exactly how much is missing; nothing else does.
+                let needed = (t == Transport::Framed && cut >= 4).then(|| buf.len() - cut);
                 assert_eq!(
                     got,
-                    Err(DecodeError::Incomplete),
+                    Err(DecodeError::Incomplete { needed }),
                     "{} {t} cut at {cut}",
                     case.label
                 );
@@ -1768,12 +1770,12 @@ fn frame_lengths_are_checked_first() {
         let buf = 1000u32.to_be_bytes();
         assert_eq!(
             decode_message(&b(buf), Transport::Framed, p, 1000),
-            Err(DecodeError::Incomplete)
+            Err(DecodeError::Incomplete { needed: Some(1000) })
         );
         for short in 0..4 {
             assert_eq!(
                 decode_message(&b(&buf[..short]), Transport::Framed, p, 1000),
-                Err(DecodeError::Incomplete)
+                Err(DecodeError::Incomplete { needed: None })
             );
         }
     }
@@ -2064,7 +2066,7 @@ fn mutated_messages_never_panic() {
                     // The message does not depend on the bytes after it.
                     assert_eq!(decode_message(&buf.slice(..*n), t, p, limit), got);
                 }
-                Err(DecodeError::Incomplete) => outcomes[1] += 1,
+                Err(DecodeError::Incomplete { .. }) => outcomes[1] += 1,
                 Err(DecodeError::Malformed(_)) => outcomes[2] += 1,
                 Err(DecodeError::TooLarge { size, limit: l }) => {
                     outcomes[3] += 1;

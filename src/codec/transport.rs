@@ -76,7 +76,7 @@ fn decode_framed<'a, P: ProtoRead<'a>>(
     limit: usize,
 ) -> Result<(Incoming, usize), DecodeError> {
     let Some(header) = buf.first_chunk::<FRAME_HEADER>() else {
-        return Err(DecodeError::Incomplete);
+        return Err(DecodeError::Incomplete { needed: None });
     };
     let len = i32::from_be_bytes(*header);
     if len <= 0 {
@@ -90,7 +90,9 @@ fn decode_framed<'a, P: ProtoRead<'a>>(
     }
     let end = FRAME_HEADER + len as usize;
     if buf.len() < end {
-        return Err(DecodeError::Incomplete);
+        return Err(DecodeError::Incomplete {
+            needed: Some(end - buf.len()),
+        });
     }
     let mut p = P::new(Reader::framed(buf, FRAME_HEADER, end));
     match read_message(&mut p) {
@@ -130,11 +132,11 @@ fn decode_unframed<'a, P: ProtoRead<'a>>(
         Err(MessageError::Header(e) | MessageError::Args(_, _, e)) => e,
     };
     Err(match err {
-        ReadError::Incomplete => DecodeError::Incomplete,
+        ReadError::Incomplete => DecodeError::Incomplete { needed: None },
         ReadError::TooLarge(size) => DecodeError::TooLarge { size, limit },
         ReadError::Malformed(why) => DecodeError::Malformed(why.into_owned()),
         // An unframed reader has no frame to run out of.
-        ReadError::Eof => DecodeError::Incomplete,
+        ReadError::Eof => DecodeError::Incomplete { needed: None },
     })
 }
 

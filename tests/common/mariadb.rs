@@ -1,4 +1,4 @@
-//! Real MariaDB servers for the integration tests of the MySQL backend (DESIGN.md section 6).
+//! Real MariaDB servers for the integration tests of the MySQL backend (docs/DESIGN.md, "Tests and real components").
 //!
 //! Each [`MariaDb`] is one `mariadbd` process with its own temporary data directory on a free
 //! port of 127.0.0.1, with the binary log and GTIDs on, so that [`pair`] can join two of them into

@@ -169,6 +169,9 @@ impl HostHealth {
 pub struct Health {
     settings: HealthSettings,
     hosts: Mutex<HashMap<HostAddr, Arc<HostHealth>>>,
+    /// Set by [`Health::close`]: the probes end, saying goodbye to their hosts.
+    closed: tokio::sync::watch::Sender<bool>,
+    probes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Health {
@@ -177,7 +180,18 @@ impl Health {
         Arc::new(Health {
             settings,
             hosts: Mutex::new(HashMap::new()),
+            closed: tokio::sync::watch::Sender::new(false),
+            probes: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Ends every probe and waits until each has closed its connection (at shutdown).
+    pub async fn close(&self) {
+        self.closed.send_replace(true);
+        let probes = std::mem::take(&mut *self.probes.lock().unwrap_or_else(|p| p.into_inner()));
+        for probe in probes {
+            let _ = probe.await;
+        }
     }
 
     /// The health of `addr`, starting its probe (connecting with `opts`) on first use.
@@ -187,11 +201,15 @@ impl Health {
             .entry(addr.clone())
             .or_insert_with(|| {
                 let host = Arc::new(HostHealth::new(addr.clone()));
-                tokio::spawn(probe_loop(
+                let probe = tokio::spawn(probe_loop(
                     Arc::downgrade(self),
                     Arc::downgrade(&host),
                     opts,
                 ));
+                self.probes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(probe);
                 host
             })
             .clone()
@@ -209,21 +227,30 @@ impl Health {
             host.probe_result(result, &self.settings);
         }
         if let Some(c) = conn {
-            drop(c);
+            let _ = tokio::time::timeout(self.settings.timeout, c.disconnect()).await;
         }
     }
 }
 
 async fn probe_loop(registry: Weak<Health>, host: Weak<HostHealth>, opts: Opts) {
     let mut conn: Option<Conn> = None;
+    let Some(mut closed) = registry.upgrade().map(|r| r.closed.subscribe()) else {
+        return;
+    };
     loop {
         let Some(settings) = registry.upgrade().map(|r| r.settings) else {
             return;
         };
-        tokio::time::sleep(settings.interval).await;
+        tokio::select! {
+            () = tokio::time::sleep(settings.interval) => {}
+            _ = closed.wait_for(|closed| *closed) => break,
+        }
         let Some(host) = host.upgrade() else { return };
         let result = probe(&mut conn, &opts, settings.timeout).await;
         host.probe_result(result, &settings);
+    }
+    if let Some(c) = conn {
+        let _ = tokio::time::timeout(Duration::from_secs(1), c.disconnect()).await;
     }
 }
 
@@ -242,7 +269,7 @@ async fn probe(conn: &mut Option<Conn>, opts: &Opts, timeout: Duration) -> Resul
     let result = deadline(
         timeout,
         Access::Read,
-        "probe",
+        "health probe",
         |e, what| Failure::for_service(e, Access::Read, what),
         attempt,
     )

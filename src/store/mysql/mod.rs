@@ -365,6 +365,7 @@ impl Store for MysqlStore {
     }
 
     async fn close(&self) {
+        self.inner.health.close().await;
         self.inner.pools.close().await;
         for (_, pool) in [
             Some(&self.inner.directory.master),

@@ -152,7 +152,7 @@ impl Inner {
             return Err(Error::new(
                 ErrorKind::ReadOnly,
                 format!(
-                    "{what} refused: partition {} ({}) is read-only because its master {} is down \
+                    "{what} refused: partition {} ({}) takes no writes while its master {} is down \
                      ({:.1} s: {}); reads are served by its sibling",
                     part.id, part.datatable, master.address, report.for_secs, report.reason
                 ),

@@ -1,5 +1,10 @@
 //! The statements run against datatables. Table names come only from the directory (checked
-//! by [`super::directory::is_sql_name`]); keys, values and limits are always bound parameters.
+//! by [`crate::rules::is_sql_name`]); keys, values and limits are always bound parameters.
+//!
+//! The single-row statements of each partition are formatted once per directory load
+//! ([`Statements`]); the multi-row ones of batches and coalescing are formatted for each
+//! statement sent, since their row counts vary (padding to size classes keeps the number of
+//! distinct texts, and so of prepared statements, small).
 
 use std::fmt::Write as _;
 
@@ -36,8 +41,7 @@ pub fn padded_rows(rows: usize, bytes: usize, last: usize) -> usize {
     }
 }
 
-/// The single-row statements of one partition's table, built once per directory load so the
-/// hot path formats no SQL.
+/// The single-row statements of one partition's table, built once per directory load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statements {
     pub get: String,
