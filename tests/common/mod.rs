@@ -165,15 +165,25 @@ pub fn wait_until(deadline: Duration, what: &str, mut check: impl FnMut() -> boo
     }
 }
 
-/// The `ErrorCode` of a Thrudoc exception, or a panic naming what else came back.
-pub fn error_code(result: thrift::Error) -> i32 {
+/// The Thrudoc exception of a failed call, or a panic naming what else came back.
+pub fn thrudoc_exception(result: thrift::Error) -> ThrudocException {
     match result {
         thrift::Error::User(e) => match e.downcast::<ThrudocException>() {
-            Ok(ex) => code_of(&ex),
+            Ok(ex) => *ex,
             Err(other) => panic!("unexpected user error {other:?}"),
         },
         other => panic!("expected a ThrudocException, got {other:?}"),
     }
+}
+
+/// The `ErrorCode` of a Thrudoc exception, or a panic naming what else came back.
+pub fn error_code(result: thrift::Error) -> i32 {
+    code_of(&thrudoc_exception(result))
+}
+
+/// The `what` of a Thrudoc exception, or a panic naming what else came back.
+pub fn error_what(result: thrift::Error) -> String {
+    thrudoc_exception(result).what.unwrap_or_default()
 }
 
 /// The `ErrorCode` of `ex`, after checking the rule old clients rely on: `type` is NO_SUCH_KEY
