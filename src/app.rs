@@ -15,6 +15,9 @@ use crate::store::disk::DiskStore;
 use crate::store::mysql::MysqlStore;
 use crate::store::Store;
 
+/// How often the counts of repeated failures are logged (see [`crate::failure_log`]).
+const FAILURE_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the server configured by `file` until SIGINT/SIGTERM; with `check`, validates the
 /// configuration, prints it and returns.
 pub fn main(file: &Path, check: bool) -> Result<()> {
@@ -49,6 +52,19 @@ pub async fn serve(config: Config) -> Result<()> {
         .with_source(e)
     })?;
     let local = listener.local_addr()?;
+    let flusher = tokio::spawn({
+        let service = Arc::downgrade(&service);
+        async move {
+            let mut every = tokio::time::interval(FAILURE_LOG_FLUSH);
+            loop {
+                every.tick().await;
+                let Some(service) = service.upgrade() else {
+                    return;
+                };
+                service.flush_failure_log();
+            }
+        }
+    });
     // One plain line on stdout, so scripts and tests learn the port when SERVER_PORT = 0.
     {
         use std::io::Write as _;
@@ -56,6 +72,7 @@ pub async fn serve(config: Config) -> Result<()> {
     }
     tracing::info!(%local, "listening");
     let served = server::run(listener, service, config.server, shutdown_signal()).await;
+    flusher.abort();
     // Requests are done: the store's connections end politely rather than with the process.
     store.close().await;
     served

@@ -98,6 +98,8 @@ pub struct Error {
     context: Vec<String>,
     notes: Vec<String>,
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
+    /// The partition the failure belongs to, for summaries of repeated failures.
+    partition: Option<u64>,
 }
 
 /// The crate's result type.
@@ -112,7 +114,19 @@ impl Error {
             context: Vec::new(),
             notes: Vec::new(),
             source: None,
+            partition: None,
         }
+    }
+
+    /// Tags the error with the partition it belongs to.
+    pub fn with_partition(mut self, id: u64) -> Self {
+        self.partition = Some(id);
+        self
+    }
+
+    /// The partition the error belongs to, when it is one partition's.
+    pub fn partition(&self) -> Option<u64> {
+        self.partition
     }
 
     /// Attaches the lower-level cause.

@@ -12,7 +12,9 @@
 //! - [`server`]: accepts TCP connections, one tokio task per connection; detects transport and
 //!   protocol, enforces connection and frame limits, drains on shutdown. Owns all socket I/O.
 //! - [`service`]: one function per API method. Checks arguments, calls the store, and maps
-//!   every [`Error`] to what the client sees, in one place ([`service::client_failure`]).
+//!   every [`Error`] to what the client sees, in one place ([`service::client_failure`]);
+//!   [`failure_log`] logs failed calls in proportion (one line per kind and partition per
+//!   window, the rest counted).
 //! - [`store`]: the [`store::Store`] trait and its implementations: [`store::disk`] (SQLite)
 //!   and [`store::mysql`] (partitions over MariaDB master-master pairs, with failover).
 //! - [`mysql`]: the MySQL layer under the store and the admin tool: typed host addresses,
@@ -47,6 +49,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod failure_log;
 pub mod gen;
 pub mod mysql;
 pub mod rules;

@@ -16,7 +16,8 @@ use bytes::Bytes;
 
 use crate::codec::{AppExceptionKind, Call, Element, ListResult, Method, ReplyBody, WireException};
 use crate::config::Limits;
-use crate::error::{Error, ErrorKind, Result, Side};
+use crate::error::{Error, ErrorKind, Result};
+use crate::failure_log::FailureLog;
 use crate::gen::thrudoc::{ErrorCode, ExceptionType};
 use crate::rules::{self, MAX_SEED_SIZE};
 use crate::store::{Entry, KeyRef, Store};
@@ -100,6 +101,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     limits: Limits,
     counters: Counters,
+    failures: FailureLog,
     started: Instant,
 }
 
@@ -110,6 +112,7 @@ impl Service {
             store,
             limits,
             counters: Counters::default(),
+            failures: FailureLog::default(),
             started: Instant::now(),
         }
     }
@@ -117,19 +120,21 @@ impl Service {
     /// Runs one call. `Err` is the method's declared exception or an application exception,
     /// already mapped by [`client_failure`].
     pub async fn call(&self, call: Call) -> std::result::Result<ReplyBody, ClientFailure> {
-        let index = method_index(call.method());
+        let method = call.method();
+        let index = method_index(method);
         self.counters.calls[index].fetch_add(1, Ordering::Relaxed);
         let result = self.dispatch(call).await;
         result.map_err(|e| {
             self.counters.errors[index].fetch_add(1, Ordering::Relaxed);
-            let retry_safe = e.kind().retry_safe();
-            match e.kind().side() {
-                Side::Server => tracing::error!(error = %e, "call failed"),
-                Side::Store => tracing::warn!(error = %e, retry_safe, "call failed"),
-                Side::Client => tracing::debug!(error = %e, "call refused"),
-            }
+            self.failures.record(method, &e);
             client_failure(&e)
         })
+    }
+
+    /// Logs the counts of failures that were only counted (see [`FailureLog`]); the server
+    /// calls it every few seconds.
+    pub fn flush_failure_log(&self) {
+        self.failures.flush();
     }
 
     async fn dispatch(&self, call: Call) -> Result<ReplyBody> {

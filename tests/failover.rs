@@ -522,3 +522,187 @@ fn python_client_of_the_new_idl_reads_the_failover_codes() {
         ],
     );
 }
+
+/// The state of `host` (UP, RETURNING, DOWN) as `server` sees it, from `admin("stats")`.
+fn host_state(server: &ThrudocServer, host: &str) -> String {
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let stats = c.admin("stats".into(), String::new()).unwrap();
+    let key = format!("host.{host}.state=");
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("no {key} in {stats}"))
+        .to_string()
+}
+
+/// Switchback with several servers: no server reads a partition from the sibling once any
+/// server has written to the returned master. Server A needs 20 answered probes before it
+/// writes, server B one: so B writes long before A counts to RISE. The sibling's replication
+/// is stopped, so a read served there misses B's write for certain. A must read from the
+/// master from its first answered probe, before B's first write (which waits a whole probe
+/// cycle after B's first answer).
+#[test]
+fn reads_return_to_a_master_before_any_server_writes_to_it() {
+    let setup = Setup::direct(1);
+    let (h1, h2) = (&setup.cluster.hosts[0], &setup.cluster.hosts[1]);
+    let server = |rise: u32| {
+        thrudoc_on(
+            h1,
+            Some(h2),
+            "thrudoc",
+            &format!("HEALTH_RISE_THRESHOLD = {rise}"),
+        )
+    };
+    let (a, b) = (server(20), server(1));
+    setup.fill(&b);
+    common::mariadb::wait_replicated(h1, h2, Duration::from_secs(30));
+    let key = setup
+        .keys
+        .iter()
+        .find(|k| setup.host_of(k) == 0)
+        .unwrap()
+        .clone();
+    h2.sql("STOP SLAVE");
+    h1.kill9();
+    for s in [&a, &b] {
+        let mut c = s.client(Transport::Framed, Protocol::Binary);
+        // A read finds the master gone; from then on it is DOWN.
+        assert_eq!(c.get("f".into(), key.clone()).unwrap(), b"initial");
+        common::wait_until(Duration::from_secs(10), "the master DOWN", || {
+            host_state(s, &h1.addr()) == "DOWN"
+        });
+    }
+    h1.restart();
+    let mut cb = b.client(Transport::Framed, Protocol::Binary);
+    let mut ca = a.client(Transport::Framed, Protocol::Binary);
+    let restarted = Instant::now();
+    common::wait_until(Duration::from_secs(20), "a write through B", || {
+        cb.put("f".into(), key.clone(), b"after".to_vec()).is_ok()
+    });
+    let written = restarted.elapsed();
+    // Right after B's write is acknowledged, A reads it.
+    assert_eq!(
+        String::from_utf8(ca.get("f".into(), key.clone()).unwrap()).unwrap(),
+        "after",
+        "A read the sibling after B wrote to the returned master ({written:?} after the restart)"
+    );
+    assert_eq!(
+        host_state(&a, &h1.addr()),
+        "RETURNING",
+        "A does not write yet"
+    );
+    eprintln!("FAILOVER switchback-two-servers: B wrote {written:?} after the restart; A read it");
+    h2.sql("START SLAVE");
+    common::mariadb::wait_replicated(h1, h2, Duration::from_secs(30));
+    setup.assert_single_writer();
+}
+
+/// A hung directory master (SIGSTOP for longer than the lease) stops no write to the pairs it
+/// is not part of: every server reads the directory at its sibling and keeps its lease.
+#[test]
+fn a_hung_directory_master_stops_no_write_elsewhere() {
+    let setup = Setup::direct(2);
+    let server = setup.server();
+    setup.fill(&server);
+    let h = &setup.cluster.hosts;
+    let elsewhere: Vec<&String> = setup
+        .keys
+        .iter()
+        .filter(|k| setup.host_of(k) >= 2)
+        .collect();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    h[0].stop();
+    let stopped = Instant::now();
+    let mut writes = 0;
+    // Twice the 5 s lease.
+    while stopped.elapsed() < Duration::from_secs(10) {
+        let key = elsewhere[writes % elsewhere.len()];
+        if let Err(e) = c.put("f".into(), key.clone(), format!("w{writes}").into_bytes()) {
+            h[0].cont();
+            panic!(
+                "a write to the other pair was refused {:?} after the directory master hung: {}",
+                stopped.elapsed(),
+                common::error_what(e)
+            );
+        }
+        writes += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h[0].cont();
+    eprintln!("FAILOVER hung-directory-master: {writes} writes elsewhere in 10 s, none refused");
+    setup.wait_all_writable(&server, Duration::from_secs(20));
+}
+
+/// A server started while neither directory host answers comes up, answers UNAVAILABLE saying
+/// it waits, and serves as soon as the directory answers.
+#[test]
+fn a_server_started_without_its_directory_waits_and_then_serves() {
+    let setup = Setup::direct(1);
+    let (h1, h2) = (&setup.cluster.hosts[0], &setup.cluster.hosts[1]);
+    setup.fill(&setup.server());
+    common::mariadb::wait_replicated(h1, h2, Duration::from_secs(30));
+    h1.kill9();
+    h2.kill9();
+    let server = setup.server();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let err = c.get("f".into(), "k".into()).unwrap_err();
+    let what = common::error_what(err);
+    assert!(
+        what.starts_with("unavailable: ") && what.contains("waiting"),
+        "{what}"
+    );
+    assert_eq!(
+        common::error_code(c.get_buckets().unwrap_err()),
+        UNAVAILABLE
+    );
+    assert!(server.stderr_text().contains("waiting for the directory"));
+    h2.restart();
+    let back = Instant::now();
+    common::wait_until(Duration::from_secs(20), "the bucket served", || {
+        c.get_buckets().is_ok_and(|b| b == vec!["f".to_string()])
+    });
+    eprintln!(
+        "FAILOVER start-without-directory: serving {:?} after the sibling came back",
+        back.elapsed()
+    );
+    // Host 1 is still dead: its partitions are read at its sibling.
+    let on_1 = setup.keys.iter().find(|k| setup.host_of(k) == 0).unwrap();
+    assert_eq!(c.get("f".into(), on_1.clone()).unwrap(), b"initial");
+    h1.restart();
+    setup.wait_all_writable(&server, Duration::from_secs(30));
+}
+
+/// Thousands of refused writes during an outage make a few log lines, not thousands: one per
+/// kind and partition per window, and a count.
+#[test]
+fn refused_writes_are_logged_in_proportion() {
+    let setup = Setup::direct(1);
+    let server = setup.server();
+    let h1 = &setup.cluster.hosts[0];
+    let dead: Vec<&String> = setup
+        .keys
+        .iter()
+        .filter(|k| setup.host_of(k) == 0)
+        .collect();
+    h1.kill9();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let _ = c.get("f".into(), dead[0].clone());
+    let mut refused = 0;
+    for i in 0..2000 {
+        if c.put("f".into(), dead[i % dead.len()].clone(), b"x".to_vec())
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 1990, "{refused} of 2000 refused");
+    let log = server.stderr_text();
+    let lines = log.lines().filter(|l| l.contains("call failed")).count();
+    // At most one per partition of host 1 (4), with room for a first write that found the
+    // connection gone.
+    assert!(
+        lines <= 8,
+        "{lines} log lines for {refused} refused writes:\n{log}"
+    );
+    h1.restart();
+}

@@ -169,6 +169,9 @@ pub struct Directory {
     pub buckets: BTreeMap<String, Bucket>,
     /// Buckets whose rows do not form a valid directory, with why; they are not served.
     pub invalid: BTreeMap<String, String>,
+    /// False until a directory has been read (a server started while neither directory host
+    /// answered has none yet).
+    pub loaded: bool,
 }
 
 impl fmt::Display for Directory {
@@ -218,6 +221,7 @@ impl Directory {
         let mut dir = Directory {
             version,
             hosts,
+            loaded: true,
             ..Directory::default()
         };
         for (name, mut rows) in by_bucket {
@@ -264,6 +268,7 @@ impl Directory {
 
     /// The bucket named `name`, or [`ErrorKind::NoSuchBucket`].
     pub fn bucket(&self, name: &str) -> Result<&Bucket> {
+        self.check_loaded()?;
         self.buckets
             .get(name)
             .ok_or_else(|| match self.invalid.get(name) {
@@ -273,6 +278,19 @@ impl Directory {
                 ),
                 None => Error::new(ErrorKind::NoSuchBucket, format!("no bucket `{name}`")),
             })
+    }
+
+    /// [`ErrorKind::Unavailable`] until a directory has been read.
+    pub fn check_loaded(&self) -> Result<()> {
+        if self.loaded {
+            Ok(())
+        } else {
+            Err(Error::new(
+                ErrorKind::Unavailable,
+                "the directory has not been read yet: waiting for its master or its sibling to \
+                 answer; nothing was done",
+            ))
+        }
     }
 
     /// Loads the directory from `MYSQL_DIRECTORY_DB` over `conn` (whose default schema is it).

@@ -1,12 +1,14 @@
 //! Host health: is each MySQL host up or down, as this server sees it.
 //!
 //! ```text
-//!                 probe fails FALL times in a row,
-//!                 or a request's connection fails
-//!        ┌──────┐ ───────────────────────────────▶ ┌──────┐
-//!        │  UP  │                                   │ DOWN │
-//!        └──────┘ ◀─────────────────────────────── └──────┘
-//!                 probe succeeds RISE times in a row
+//!             probe fails FALL times in a row, or a request's connection fails
+//!    ┌──────┐ ──────────────────────────────────────────────────────▶ ┌──────┐
+//!    │  UP  │                                                          │ DOWN │
+//!    └──────┘ ◀──┐                                                     └──────┘
+//!                │ RISE probes answered in a row,        one probe answered │ ▲
+//!                │ and HOLD since the first     ┌───────────┐ ◀─────────────┘ │ a probe
+//!                └───────────────────────────── │ RETURNING │ ────────────────┘ fails
+//!                                               └───────────┘
 //! ```
 //!
 //! Each host gets a background probe: `SELECT 1` over its own connection (not a pooled one, so
@@ -15,12 +17,18 @@
 //! hole) accepts TCP but never answers, so it is caught by the timeout, not by a refusal.
 //!
 //! While a host is DOWN, reads of its partitions go to its sibling and writes are refused
-//! (see the parent module). Going DOWN wakes every read waiting on the host, so a read stuck
+//! (see [`super::routing`]). Going DOWN wakes every read waiting on the host, so a read stuck
 //! on a hung master moves to the sibling at once instead of waiting out its timeout.
-//! Switchback is the RISE transition: no operator, no restart.
+//!
+//! Switchback takes two steps, because every server on a directory probes on its own: reads
+//! return to the host at its first answered probe (RETURNING), writes only after RISE answered
+//! probes in a row and at least HOLD (one probe interval plus one probe timeout) since that
+//! first answer. So by the time any server writes to a returned master, every server that
+//! reaches it has had a whole probe cycle to stop reading its partitions from the sibling,
+//! which may not have the new writes yet (docs/DESIGN.md, "Failover"). No operator, no restart.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,14 +45,51 @@ pub struct HealthSettings {
     pub timeout: Duration,
     /// Failed probes in a row that mark an UP host DOWN.
     pub fall: u32,
-    /// Successful probes in a row that mark a DOWN host UP.
+    /// Successful probes in a row that let a returning host take writes again.
     pub rise: u32,
+}
+
+impl HealthSettings {
+    /// How long a returning host answers before it takes writes again, at least.
+    pub fn hold(&self) -> Duration {
+        self.interval + self.timeout
+    }
+}
+
+/// A host's state, as this server sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Reads and writes go to it.
+    Up,
+    /// It answers again: reads go to it, writes are still refused.
+    Returning,
+    /// Reads go to its sibling, writes are refused.
+    Down,
+}
+
+impl State {
+    fn from_u8(v: u8) -> State {
+        match v {
+            0 => State::Up,
+            1 => State::Returning,
+            _ => State::Down,
+        }
+    }
+
+    /// `UP`, `RETURNING` or `DOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Up => "UP",
+            State::Returning => "RETURNING",
+            State::Down => "DOWN",
+        }
+    }
 }
 
 /// The health of one host.
 pub struct HostHealth {
     address: HostAddr,
-    up: AtomicBool,
+    state: AtomicU8,
     successes: AtomicU32,
     failures: AtomicU32,
     transitions: AtomicU64,
@@ -61,7 +106,7 @@ struct Detail {
 #[derive(Debug, Clone)]
 pub struct HealthReport {
     pub address: HostAddr,
-    pub up: bool,
+    pub state: State,
     pub for_secs: f64,
     pub reason: String,
     pub transitions: u64,
@@ -71,7 +116,7 @@ impl HostHealth {
     fn new(address: HostAddr) -> Self {
         HostHealth {
             address,
-            up: AtomicBool::new(true),
+            state: AtomicU8::new(State::Up as u8),
             successes: AtomicU32::new(0),
             failures: AtomicU32::new(0),
             transitions: AtomicU64::new(0),
@@ -83,9 +128,19 @@ impl HostHealth {
         }
     }
 
-    /// True unless the host is known to be down. One atomic load: this is on every request.
+    /// The state now. One atomic load: this is on every request.
+    pub fn state(&self) -> State {
+        State::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// Writes may go to the host.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+        self.state() == State::Up
+    }
+
+    /// Reads may go to the host.
+    pub fn is_readable(&self) -> bool {
+        self.state() != State::Down
     }
 
     /// The host's address.
@@ -93,12 +148,12 @@ impl HostHealth {
         &self.address
     }
 
-    /// Why the host is down (or the last probe's word), and for how long.
+    /// Why the host is in its state (or the last probe's word), and for how long.
     pub fn report(&self) -> HealthReport {
         let detail = self.detail.lock().unwrap_or_else(|p| p.into_inner());
         HealthReport {
             address: self.address.clone(),
-            up: self.is_up(),
+            state: self.state(),
             for_secs: detail.since.elapsed().as_secs_f64(),
             reason: detail.reason.clone(),
             transitions: self.transitions.load(Ordering::Relaxed),
@@ -108,16 +163,17 @@ impl HostHealth {
     /// Completes when the host goes DOWN. Reads race their query against it.
     pub async fn wait_down(&self) {
         let notified = self.went_down.notified();
-        if !self.is_up() {
+        if !self.is_readable() {
             return;
         }
         notified.await;
     }
 
-    /// A request's connection to the host failed: mark it DOWN now, without waiting for probes.
-    pub fn suspect(&self, reason: &str) {
+    /// A request's connection to the host failed (`why`, said of the host): mark it DOWN now,
+    /// without waiting for probes.
+    pub fn suspect(&self, why: &str) {
         self.successes.store(0, Ordering::Relaxed);
-        self.mark_down(&format!("request failed: {reason}"));
+        self.mark_down(&format!("a connection failed: {why}"));
     }
 
     fn probe_result(&self, result: Result<(), String>, settings: &HealthSettings) {
@@ -125,44 +181,83 @@ impl HostHealth {
             Ok(()) => {
                 self.failures.store(0, Ordering::Relaxed);
                 let n = self.successes.fetch_add(1, Ordering::Relaxed) + 1;
-                if !self.is_up() && n >= settings.rise {
-                    self.mark_up(n);
+                match self.state() {
+                    State::Down => self.mark_returning(),
+                    State::Returning => {
+                        let held = self.detail().since.elapsed() >= settings.hold();
+                        if n >= settings.rise && held {
+                            self.mark_up(n);
+                        }
+                    }
+                    State::Up => {
+                        let mut detail = self.detail();
+                        if detail.reason != ANSWERING {
+                            detail.reason = ANSWERING.into();
+                        }
+                    }
                 }
             }
             Err(reason) => {
                 self.successes.store(0, Ordering::Relaxed);
                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                if self.is_up() && n >= settings.fall {
-                    self.mark_down(&format!("{n} probes failed in a row: {reason}"));
-                } else if !self.is_up() {
-                    self.detail.lock().unwrap_or_else(|p| p.into_inner()).reason = reason;
+                match self.state() {
+                    State::Up if n >= settings.fall => {
+                        self.mark_down(&format!("{n} probes failed in a row: {reason}"))
+                    }
+                    State::Up => {}
+                    // It answered only just now: one failure sends it back.
+                    State::Returning => self.mark_down(&format!("a probe failed again: {reason}")),
+                    State::Down => self.detail().reason = reason,
                 }
             }
         }
     }
 
+    fn detail(&self) -> std::sync::MutexGuard<'_, Detail> {
+        self.detail.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves to `to` from any other state; false when it was there already.
+    fn enter(&self, to: State, detail: &mut Detail) -> bool {
+        let from = State::from_u8(self.state.swap(to as u8, Ordering::AcqRel));
+        if from == to {
+            return false;
+        }
+        detail.since = Instant::now();
+        self.transitions.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
     fn mark_down(&self, reason: &str) {
-        let mut detail = self.detail.lock().unwrap_or_else(|p| p.into_inner());
-        if self.up.swap(false, Ordering::AcqRel) {
-            detail.since = Instant::now();
-            self.transitions.fetch_add(1, Ordering::Relaxed);
+        let mut detail = self.detail();
+        if self.enter(State::Down, &mut detail) {
             tracing::warn!(host = %self.address, %reason, "host DOWN: reads go to its sibling, writes are refused");
             self.went_down.notify_waiters();
         }
         detail.reason = reason.to_string();
     }
 
+    fn mark_returning(&self) {
+        let mut detail = self.detail();
+        let down_for = detail.since.elapsed();
+        if self.enter(State::Returning, &mut detail) {
+            detail.reason = "it answers again; writes wait for more probes".into();
+            tracing::info!(host = %self.address, ?down_for, "host RETURNING: it answers again, reads go to it; writes resume after more probes");
+        }
+    }
+
     fn mark_up(&self, probes: u32) {
-        let mut detail = self.detail.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.up.swap(true, Ordering::AcqRel) {
-            let down_for = detail.since.elapsed();
-            detail.since = Instant::now();
+        let mut detail = self.detail();
+        let returning_for = detail.since.elapsed();
+        if self.enter(State::Up, &mut detail) {
             detail.reason = format!("{probes} probes answered in a row");
-            self.transitions.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(host = %self.address, ?down_for, "host UP again: its partitions are served by it again");
+            tracing::info!(host = %self.address, ?returning_for, "host UP again: writes go to it again");
         }
     }
 }
+
+/// The reason shown for an UP host whose probes answer.
+const ANSWERING: &str = "probes answer";
 
 /// The health of every host this server has routed to, by address. Entries live as long as the
 /// registry; each has one probe task, which ends when the registry is dropped.
@@ -285,45 +380,93 @@ async fn probe(conn: &mut Option<Conn>, opts: &Opts, timeout: Duration) -> Resul
 mod tests {
     use super::*;
 
+    /// No hold: the state machine alone.
     fn settings() -> HealthSettings {
         HealthSettings {
-            interval: Duration::from_millis(10),
-            timeout: Duration::from_millis(10),
+            interval: Duration::ZERO,
+            timeout: Duration::ZERO,
             fall: 2,
             rise: 3,
         }
     }
 
+    fn host() -> HostHealth {
+        HostHealth::new(HostAddr::new("h", 1).unwrap())
+    }
+
     #[test]
     fn falls_after_fall_failures_and_rises_after_rise_successes() {
         let s = settings();
-        let h = HostHealth::new(HostAddr::new("h", 1).unwrap());
+        let h = host();
         h.probe_result(Err("x".into()), &s);
         assert!(h.is_up(), "one failure is not enough");
         h.probe_result(Ok(()), &s);
         h.probe_result(Err("x".into()), &s);
         assert!(h.is_up(), "failures must be in a row");
         h.probe_result(Err("y".into()), &s);
-        assert!(!h.is_up());
+        assert_eq!(h.state(), State::Down);
         assert!(h.report().reason.contains("y"));
         h.probe_result(Ok(()), &s);
+        assert_eq!(
+            h.state(),
+            State::Returning,
+            "reads return at the first answer"
+        );
+        assert!(h.is_readable() && !h.is_up());
         h.probe_result(Ok(()), &s);
-        assert!(!h.is_up(), "two successes are not enough");
+        assert!(!h.is_up(), "two successes are not enough for writes");
         h.probe_result(Err("z".into()), &s);
+        assert_eq!(
+            h.state(),
+            State::Down,
+            "a returning host that fails is down again"
+        );
         h.probe_result(Ok(()), &s);
         h.probe_result(Ok(()), &s);
         assert!(!h.is_up(), "successes must be in a row");
         h.probe_result(Ok(()), &s);
         assert!(h.is_up());
-        assert_eq!(h.report().transitions, 2);
+        // DOWN, RETURNING, DOWN, RETURNING, UP.
+        assert_eq!(h.report().transitions, 5);
+        assert_eq!(h.report().reason, "3 probes answered in a row");
+        h.probe_result(Ok(()), &s);
+        assert_eq!(
+            h.report().reason,
+            ANSWERING,
+            "an up host says its probes answer"
+        );
+    }
+
+    #[test]
+    fn writes_wait_a_whole_probe_cycle_after_the_first_answer() {
+        let s = HealthSettings {
+            interval: Duration::from_millis(40),
+            timeout: Duration::from_millis(60),
+            fall: 1,
+            rise: 2,
+        };
+        let h = host();
+        h.suspect("gone");
+        h.probe_result(Ok(()), &s);
+        let returning = Instant::now();
+        for _ in 0..5 {
+            h.probe_result(Ok(()), &s);
+        }
+        assert!(!h.is_up(), "RISE answers within the hold are not enough");
+        std::thread::sleep(s.hold().saturating_sub(returning.elapsed()));
+        h.probe_result(Ok(()), &s);
+        assert!(
+            h.is_up(),
+            "after the hold, the next answer lets writes back"
+        );
     }
 
     #[test]
     fn a_failed_request_marks_down_at_once() {
         let s = settings();
-        let h = HostHealth::new(HostAddr::new("h", 1).unwrap());
+        let h = host();
         h.suspect("connection refused");
-        assert!(!h.is_up());
+        assert!(!h.is_readable());
         assert!(h.report().reason.contains("connection refused"));
         for _ in 0..3 {
             h.probe_result(Ok(()), &s);

@@ -31,6 +31,7 @@ pub mod routing;
 pub mod sql;
 pub mod watch;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -68,6 +69,8 @@ struct Inner {
     directory: DirectoryHosts,
     /// When the directory was last read or its version last confirmed (the write lease).
     confirmed: Mutex<Instant>,
+    /// The lease ran out and has not been renewed since (logged once each way).
+    lease_lost: AtomicBool,
     /// Serialises reloads, so two never race to swap.
     reload: tokio::sync::Mutex<()>,
 }
@@ -103,21 +106,19 @@ impl MysqlStore {
             health,
             directory,
             confirmed: Mutex::new(Instant::now()),
+            lease_lost: AtomicBool::new(false),
             reload: tokio::sync::Mutex::new(()),
         });
-        let routing = inner.reload().await?;
-        // A host that is dead at start-up starts DOWN instead of failing the first requests.
-        let probes = routing.hosts.values().map(|route| {
-            let opts = inner.settings.opts(&route.address);
-            let health = inner.health.clone();
-            let host = route.health.clone();
-            async move { health.probe_now(&host, opts).await }
-        });
-        futures_util::future::join_all(probes).await;
-        let directory = &routing.directory;
-        tracing::info!(%directory, "mysql store open");
-        for (bucket, why) in &directory.invalid {
-            tracing::error!(%bucket, %why, "bucket not served: invalid directory rows");
+        match inner.reload().await {
+            Ok(routing) => inner.serving(&routing).await,
+            // Neither directory host answers: come up anyway (a service under a supervisor
+            // should not flap), answer UNAVAILABLE, and keep trying.
+            Err(e) if e.kind() == ErrorKind::Unavailable => tracing::warn!(
+                error = %e,
+                "waiting for the directory: every call is UNAVAILABLE until it answers; \
+                 retrying with backoff"
+            ),
+            Err(e) => return Err(e),
         }
         tokio::spawn(watch_directory(Arc::downgrade(&inner)));
         Ok(MysqlStore { inner })
@@ -129,6 +130,8 @@ impl MysqlStore {
     }
 
     /// Loads the directory now and swaps it in.
+    ///
+    /// [`ErrorKind::Unavailable`] when neither directory host answers.
     pub async fn reload(&self) -> Result<Arc<Routing>> {
         self.inner.reload().await
     }
@@ -137,7 +140,9 @@ impl MysqlStore {
 #[async_trait]
 impl Store for MysqlStore {
     async fn buckets(&self) -> Result<Vec<String>> {
-        Ok(self.routing().directory.buckets.keys().cloned().collect())
+        let routing = self.routing();
+        routing.directory.check_loaded()?;
+        Ok(routing.directory.buckets.keys().cloned().collect())
     }
 
     async fn put(&self, bucket: &str, key: Bytes, value: Bytes) -> Result<()> {

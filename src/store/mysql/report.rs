@@ -3,17 +3,20 @@
 
 use std::fmt::Write as _;
 
+use super::health::State;
 use super::routing::Routing;
 
-/// `name=value` lines per host: up (1/0), seconds in that state, transitions so far.
+/// `name=value` lines per host: up (1: takes writes, 0: not), its state (UP, RETURNING, DOWN),
+/// seconds in that state, transitions so far.
 pub fn stats_text(routing: &Routing) -> String {
     let mut out = format!("directory.version={}\n", routing.directory.version);
     for route in routing.hosts.values() {
         let r = route.health.report();
         let _ = writeln!(
             out,
-            "host.{a}.up={}\nhost.{a}.state_secs={:.1}\nhost.{a}.transitions={}",
-            u8::from(r.up),
+            "host.{a}.up={}\nhost.{a}.state={}\nhost.{a}.state_secs={:.1}\nhost.{a}.transitions={}",
+            u8::from(r.state == State::Up),
+            r.state.as_str(),
             r.for_secs,
             r.transitions,
             a = route.address
@@ -36,7 +39,7 @@ pub fn status_text(routing: &Routing) -> String {
             || "unknown".to_string(),
             |route| {
                 let r = route.health.report();
-                let state = if r.up { "UP" } else { "DOWN" };
+                let state = r.state.as_str();
                 format!(
                     "{state} for {:.1} s ({}), transitions={}",
                     r.for_secs, r.reason, r.transitions

@@ -18,7 +18,7 @@ use mysql_async::{Params, Pool};
 
 use super::coalesce::Queue;
 use super::directory::{Directory, Partition};
-use super::health::HostHealth;
+use super::health::{HostHealth, State};
 use super::Inner;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mysql::{Access, Class, Failure, HostAddr};
@@ -113,12 +113,18 @@ impl Routing {
     }
 }
 
-/// `what` on `part` of `address`, for messages.
-fn describe(part: &Partition, address: &HostAddr, what: &str) -> String {
-    format!(
-        "{what} on partition {} ({}) of {address}",
-        part.id, part.datatable
-    )
+/// `what` on `part`, for messages: `put on partition 3 (d_000000000003)`.
+fn describe(part: &Partition, what: &str) -> String {
+    format!("{what} on partition {} ({})", part.id, part.datatable)
+}
+
+/// A host-level reason for marking a host DOWN after `f`: the cause alone, not the request
+/// (which belongs to one partition, while the host's state is every partition's).
+fn host_reason(f: &Failure) -> String {
+    match f.error.causes().next() {
+        Some(cause) => cause.to_string(),
+        None => f.error.message().to_string(),
+    }
 }
 
 impl Inner {
@@ -129,6 +135,19 @@ impl Inner {
     /// connection marks the master DOWN and comes back as UNAVAILABLE (nothing sent) or
     /// OUTCOME_UNKNOWN (sent, no answer).
     pub(super) async fn write(
+        &self,
+        routing: &Routing,
+        part: &Partition,
+        stmt: &str,
+        params: Params,
+        what: &str,
+    ) -> Result<u64> {
+        self.write_once(routing, part, stmt, params, what)
+            .await
+            .map_err(|e| e.with_partition(part.id))
+    }
+
+    async fn write_once(
         &self,
         routing: &Routing,
         part: &Partition,
@@ -149,12 +168,25 @@ impl Inner {
         let master = routing.host(part.host_id)?;
         if !master.health.is_up() {
             let report = master.health.report();
+            let why = match report.state {
+                State::Returning => "answers again but takes writes only after more probes",
+                _ => "is down",
+            };
             return Err(Error::new(
                 ErrorKind::ReadOnly,
                 format!(
-                    "{what} refused: partition {} ({}) takes no writes while its master {} is down \
-                     ({:.1} s: {}); reads are served by its sibling",
-                    part.id, part.datatable, master.address, report.for_secs, report.reason
+                    "{what} refused: partition {} ({}) takes no writes while its master {} {why} \
+                     ({:.1} s: {}); reads are served by {}",
+                    part.id,
+                    part.datatable,
+                    master.address,
+                    report.for_secs,
+                    report.reason,
+                    if report.state == State::Returning {
+                        "the master"
+                    } else {
+                        "its sibling"
+                    }
                 ),
             ));
         }
@@ -166,8 +198,8 @@ impl Inner {
                     conn.exec_drop(stmt, params.clone()).await?;
                     Ok(conn.affected_rows())
                 };
-                let what = describe(part, &master.address, what);
-                self.settings.statement(Access::Write, what, run).await
+                let on = format!("on {}", master.address);
+                self.settings.statement(Access::Write, on, run).await
             }
             .await;
             match result {
@@ -178,9 +210,9 @@ impl Inner {
         };
         result.map_err(|f| {
             if f.class.host_gone() {
-                master.health.suspect(&f.error.to_string());
+                master.health.suspect(&host_reason(&f));
             }
-            f.error
+            f.error.context(describe(part, what))
         })
     }
 
@@ -197,9 +229,25 @@ impl Inner {
     where
         T: FromRow + Send + 'static,
     {
+        self.read_once(routing, part, stmt, params, what)
+            .await
+            .map_err(|e| e.with_partition(part.id))
+    }
+
+    async fn read_once<T>(
+        &self,
+        routing: &Routing,
+        part: &Partition,
+        stmt: &str,
+        params: Params,
+        what: &str,
+    ) -> Result<Vec<T>>
+    where
+        T: FromRow + Send + 'static,
+    {
         let master = routing.host(part.host_id)?;
-        let master_failure = if master.health.is_up() {
-            let attempt = self.read_on(master, part, stmt, params.clone(), what);
+        let master_failure = if master.health.is_readable() {
+            let attempt = self.read_on(master, stmt, params.clone());
             let outcome = tokio::select! {
                 r = attempt => r,
                 () = master.health.wait_down() => Err(Failure {
@@ -211,11 +259,11 @@ impl Inner {
                 Ok(rows) => return Ok(rows),
                 Err(f) if f.class.try_elsewhere() => {
                     if f.class.host_gone() {
-                        master.health.suspect(&f.error.to_string());
+                        master.health.suspect(&host_reason(&f));
                     }
                     f.error.to_string()
                 }
-                Err(f) => return Err(f.error),
+                Err(f) => return Err(f.error.context(describe(part, what))),
             }
         } else {
             let report = master.health.report();
@@ -228,39 +276,37 @@ impl Inner {
             return Err(Error::new(
                 ErrorKind::Unavailable,
                 format!(
-                    "{what} on partition {}: master {master_failure}, and it has no sibling",
-                    part.id
+                    "{}: master {master_failure}, and it has no sibling",
+                    describe(part, what)
                 ),
             ));
         };
-        self.read_on(sibling, part, stmt, params, what)
-            .await
-            .map_err(|f| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    format!(
-                        "{what} on partition {}: master {master_failure}; sibling {} failed too: {}",
-                        part.id, sibling.address, f.error
-                    ),
-                )
-            })
+        self.read_on(sibling, stmt, params).await.map_err(|f| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "{}: master {master_failure}; sibling {}",
+                    describe(part, what),
+                    f.error
+                ),
+            )
+        })
     }
 
+    /// One read on `host`; its errors start with the host's address.
     async fn read_on<T>(
         &self,
         host: &HostRoute,
-        part: &Partition,
         stmt: &str,
         params: Params,
-        what: &str,
     ) -> Result<Vec<T>, Failure>
     where
         T: FromRow + Send + 'static,
     {
         let mut conn = self.settings.connect(&host.pool, &host.address).await?;
-        let what = describe(part, &host.address, what);
+        let on = host.address.to_string();
         self.settings
-            .statement(Access::Read, what, conn.exec(stmt, params))
+            .statement(Access::Read, on, conn.exec(stmt, params))
             .await
     }
 }

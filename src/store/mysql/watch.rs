@@ -9,8 +9,9 @@
 //! writing, because it cannot know whether a manual failover moved a partition elsewhere.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mysql_async::Pool;
 
@@ -18,7 +19,7 @@ use super::directory::Directory;
 use super::routing::{HostRoute, Routing};
 use super::Inner;
 use crate::error::{Error, ErrorKind, Result};
-use crate::mysql::{master_else_sibling, Access, Answered, HostAddr};
+use crate::mysql::{deadline, master_else_sibling, Access, Answered, Failure, HostAddr};
 
 /// The directory's two hosts, as the service account reaches them.
 pub struct DirectoryHosts {
@@ -52,9 +53,16 @@ impl Inner {
                 async move {
                     let mut conn = self.settings.connect(hosts.pool(&addr), &addr).await?;
                     let run = async { Ok(read(&mut conn).await) };
-                    self.settings
-                        .statement(Access::Read, format!("{what} from {addr}"), run)
-                        .await?
+                    let as_service = |e, what| Failure::for_service(e, Access::Read, what);
+                    let what = format!("{what} from {addr}");
+                    deadline(
+                        self.directory_deadline(),
+                        Access::Read,
+                        what,
+                        as_service,
+                        run,
+                    )
+                    .await?
                 }
             },
         )
@@ -65,8 +73,35 @@ impl Inner {
         Ok((got.value, got.answered))
     }
 
+    /// How long one directory read may take before its sibling is asked: short enough that a
+    /// hung directory master leaves time to renew the lease at the sibling.
+    fn directory_deadline(&self) -> Duration {
+        self.config
+            .query_timeout
+            .min(self.config.directory_lease / 4)
+    }
+
     pub(super) fn confirm(&self) {
         *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        if self.lease_lost.swap(false, Ordering::AcqRel) {
+            tracing::info!("directory lease regained: writes are taken again");
+        }
+    }
+
+    /// The first directory read: probe every host once (a host that is dead at start-up starts
+    /// DOWN instead of failing the first requests), and say what is served.
+    pub(super) async fn serving(&self, routing: &Routing) {
+        let probes = routing.hosts.values().map(|route| {
+            let opts = self.settings.opts(&route.address);
+            let host = route.health.clone();
+            async move { self.health.probe_now(&host, opts).await }
+        });
+        futures_util::future::join_all(probes).await;
+        let directory = &routing.directory;
+        tracing::info!(%directory, "mysql store open: serving");
+        for (bucket, why) in &directory.invalid {
+            tracing::error!(%bucket, %why, "bucket not served: invalid directory rows");
+        }
     }
 
     /// Writes are allowed only while the directory is confirmed: a server cut off from both
@@ -79,6 +114,12 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .elapsed();
         if age > self.config.directory_lease {
+            if !self.lease_lost.swap(true, Ordering::AcqRel) {
+                tracing::warn!(
+                    age_secs = age.as_secs_f64(),
+                    "directory lease lost: writes are refused until the directory answers"
+                );
+            }
             return Err(Error::new(
                 ErrorKind::ReadOnly,
                 format!(
@@ -173,20 +214,47 @@ fn supersedes(new: u64, current: u64) -> bool {
     }
 }
 
-/// Checks the directory version every poll interval and reloads when it moved. Ends when the
-/// store is dropped.
+/// Retries of the first directory read start this far apart and double up to
+/// [`WAIT_MAX`].
+const WAIT_FIRST: Duration = Duration::from_millis(100);
+const WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Checks the directory version every poll interval and reloads when it moved; until a
+/// directory has been read at all, retries with backoff. Ends when the store is dropped.
 pub(super) async fn watch_directory(inner: Weak<Inner>) {
     let mut healthy = true;
+    let mut wait = WAIT_FIRST;
     loop {
-        let Some(interval) = inner.upgrade().map(|i| i.config.directory_poll) else {
+        let Some((poll, loaded)) = inner
+            .upgrade()
+            .map(|i| (i.config.directory_poll, i.routing.load().directory.loaded))
+        else {
             return;
         };
-        tokio::time::sleep(interval).await;
+        if loaded {
+            tokio::time::sleep(poll).await;
+        } else {
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(WAIT_MAX);
+        }
         let Some(inner) = inner.upgrade() else { return };
-        let result = match inner.poll().await {
-            Ok(true) => inner.reload().await.map(|_| ()),
-            Ok(false) => Ok(()),
-            Err(e) => Err(e),
+        let result = if loaded {
+            match inner.poll().await {
+                Ok(true) => inner.reload().await.map(|_| ()),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            }
+        } else {
+            match inner.reload().await {
+                Ok(routing) => {
+                    inner.serving(&routing).await;
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, next_try = ?wait, "still waiting for the directory");
+                    continue;
+                }
+            }
         };
         match (result, healthy) {
             (Ok(()), false) => {
