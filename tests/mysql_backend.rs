@@ -569,9 +569,12 @@ fn shutdown_closes_every_connection_politely() {
         c.put("bye".into(), key.clone(), b"v".to_vec()).unwrap();
         assert_eq!(c.get("bye".into(), key).unwrap(), b"v");
     }
-    drop(c);
-    // Let the probes connect too.
+    // Let the probes run: the status then says what they found, not "not probed yet".
     std::thread::sleep(Duration::from_millis(600));
+    let status = c.admin("status".into(), String::new()).unwrap();
+    assert_eq!(status.matches("state=UP").count(), 2, "{status}");
+    assert_eq!(status.matches("(probes answer)").count(), 2, "{status}");
+    drop(c);
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).success());
     let after: Vec<u64> = cluster.hosts.iter().map(aborted).collect();
