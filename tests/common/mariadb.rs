@@ -113,7 +113,9 @@ fn template() -> &'static Path {
             // Bootstrap runs without grant tables until FLUSH PRIVILEGES loads them.
             "FLUSH PRIVILEGES;\n\
              CREATE USER 'repl'@'%' IDENTIFIED BY 'repl';\n\
-             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';\n",
+             GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';\n\
+             CREATE USER 'root'@'%';\n\
+             GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n",
         )
         .expect("write init.sql");
         let datadir = root.join("data");
@@ -210,12 +212,24 @@ enum SpawnError {
     Other(String),
 }
 
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A free port of 127.0.0.1.
+    Loopback,
+    /// Port 3306 of `ip` in network namespace `ns` (made by the caller), so that faults can
+    /// cut its network paths one by one. SQL of the harness goes through the server's unix
+    /// socket, which no network fault reaches.
+    Namespace { ns: String, ip: String },
+}
+
 /// One `mariadbd` process with its own temporary data directory, listening on a free port of
-/// 127.0.0.1, with binary logging and GTIDs on (GTID domain id = server id). Root has an empty
-/// password; the user `repl`@`%` with password `repl` may replicate. Dropping it kills the
-/// server and removes the directory.
+/// 127.0.0.1 (or in a network namespace), with binary logging and GTIDs on (GTID domain id =
+/// server id). Root has an empty password; the user `repl`@`%` with password `repl` may
+/// replicate. Dropping it kills the server and removes the directory.
 pub struct MariaDb {
     server_id: u32,
+    place: Place,
     port: u16,
     /// Holds `data/` (the datadir), `sock`, `pid` and `error.log`.
     dir: tempfile::TempDir,
@@ -228,6 +242,11 @@ impl MariaDb {
     /// never hand out the same auto-increment value) and waits until it answers `SELECT 1`.
     /// Panics with the tail of its error log if it is not ready within [`READY_DEADLINE`].
     pub fn start(server_id: u32) -> MariaDb {
+        Self::start_in(server_id, Place::Loopback)
+    }
+
+    /// [`MariaDb::start`] at `place`.
+    pub fn start_in(server_id: u32, place: Place) -> MariaDb {
         assert!(server_id > 0, "server id 0 disables replication");
         let started = Instant::now();
         let template = template();
@@ -247,13 +266,18 @@ impl MariaDb {
         );
         let mut db = MariaDb {
             server_id,
+            place,
             port: 0,
             dir,
             state: Mutex::new(State::default()),
         };
         const ATTEMPTS: usize = 5;
         for attempt in 1..=ATTEMPTS {
-            db.port = free_port();
+            db.port = match db.place {
+                Place::Loopback => free_port(),
+                // Alone in its namespace: the port is its own.
+                Place::Namespace { .. } => 3306,
+            };
             match db.spawn_and_wait() {
                 Ok(()) => {
                     eprintln!(
@@ -278,9 +302,12 @@ impl MariaDb {
         self.port
     }
 
-    /// The host the server listens on: always `127.0.0.1`.
-    pub fn host(&self) -> &'static str {
-        "127.0.0.1"
+    /// The address the server listens on: `127.0.0.1`, or its namespace's.
+    pub fn host(&self) -> &str {
+        match &self.place {
+            Place::Loopback => "127.0.0.1",
+            Place::Namespace { ip, .. } => ip,
+        }
     }
 
     /// `127.0.0.1:<port>`.
@@ -314,6 +341,16 @@ impl MariaDb {
         let text = std::fs::read_to_string(self.error_log()).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// True when the server process should run (it was not killed or shut down by the
+    /// harness) but has exited: it crashed.
+    pub fn crashed(&self) -> bool {
+        let mut state = self.lock();
+        match state.proc.as_mut() {
+            Some(proc) => proc.child.try_wait().ok().flatten().is_some(),
+            None => false,
+        }
     }
 
     /// The process id of the running server, `None` while it is down.
@@ -379,9 +416,17 @@ impl MariaDb {
         let mut child = Command::new(tool(CLIENT))
             // Never read ~/.my.cnf or /etc/mysql: a password or socket there is not ours.
             .arg("--no-defaults")
-            .arg("--protocol=TCP")
-            .arg(format!("-h{}", self.host()))
-            .arg(format!("-P{}", self.port))
+            .args(match &self.place {
+                Place::Loopback => vec![
+                    "--protocol=TCP".to_string(),
+                    format!("-h{}", self.host()),
+                    format!("-P{}", self.port),
+                ],
+                Place::Namespace { .. } => vec![
+                    "--protocol=SOCKET".to_string(),
+                    format!("--socket={}", self.dir.path().join("sock").display()),
+                ],
+            })
             .arg("-uroot")
             .arg("--batch")
             .arg(format!("--connect-timeout={connect}"))
@@ -504,12 +549,21 @@ impl MariaDb {
         let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let extra_args = self.lock().extra_args.clone();
         let id = self.server_id;
-        let child = Command::new(tool(MARIADBD))
+        let mut command = match &self.place {
+            Place::Loopback => Command::new(tool(MARIADBD)),
+            Place::Namespace { ns, .. } => {
+                // `ip netns exec` execs the server: the child's pid is the server's.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(tool(MARIADBD));
+                c
+            }
+        };
+        let child = command
             .arg("--no-defaults")
             .args(user_arg())
             .arg(format!("--datadir={}", datadir.display()))
             .arg(format!("--port={}", self.port))
-            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--bind-address={}", self.host()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
             .arg(format!("--log-error={}", log.display()))
@@ -840,10 +894,21 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `2 * n_pairs` servers in parallel and pairs them 1↔2, 3↔4, ...
     pub fn start_pairs(n_pairs: usize) -> Cluster {
-        let count = u32::try_from(2 * n_pairs).expect("pair count");
+        Self::start_pairs_in(vec![Place::Loopback; 2 * n_pairs])
+    }
+
+    /// Starts one server at each of `places` (an even number) in parallel, server ids 1, 2,
+    /// ... in that order, and pairs them 1↔2, 3↔4, ...
+    pub fn start_pairs_in(places: Vec<Place>) -> Cluster {
+        assert!(places.len() % 2 == 0, "servers come in pairs");
         let hosts: Vec<MariaDb> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (1..=count)
-                .map(|id| scope.spawn(move || MariaDb::start(id)))
+            let handles: Vec<_> = places
+                .into_iter()
+                .enumerate()
+                .map(|(i, place)| {
+                    let id = u32::try_from(i + 1).expect("server id");
+                    scope.spawn(move || MariaDb::start_in(id, place))
+                })
                 .collect();
             handles
                 .into_iter()

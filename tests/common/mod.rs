@@ -45,7 +45,25 @@ impl ThrudocServer {
     /// Starts `thrudoc -f file` with extra environment variables; `dir` is kept alive with the
     /// server.
     pub fn start_with(dir: tempfile::TempDir, file: &Path, env: &[(&str, &str)]) -> ThrudocServer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_thrudoc"));
+        Self::start_in(dir, file, env, None)
+    }
+
+    /// [`ThrudocServer::start_with`] inside network namespace `ns` (`ip netns exec`, which
+    /// execs the server: the child is the server itself).
+    pub fn start_in(
+        dir: tempfile::TempDir,
+        file: &Path,
+        env: &[(&str, &str)],
+        ns: Option<&str>,
+    ) -> ThrudocServer {
+        let mut command = match ns {
+            None => Command::new(env!("CARGO_BIN_EXE_thrudoc")),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_thrudoc")]);
+                c
+            }
+        };
         command
             .arg("-f")
             .arg(file)
@@ -136,6 +154,13 @@ impl ThrudocServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The exit status, when the server has exited (by itself or after a signal).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok().flatten()?;
+        self.child = None;
+        Some(status)
     }
 
     /// The data directory of the embedded store.

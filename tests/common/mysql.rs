@@ -18,7 +18,7 @@ pub fn create_bucket(
 ) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_thrudoc-admin"))
         .arg("create-tablename")
-        .arg("--master-hostname=127.0.0.1")
+        .arg(format!("--master-hostname={}", directory.host()))
         .arg(format!("--master-port={}", directory.port()))
         .arg(format!("--database={db}"))
         .args([
@@ -49,17 +49,24 @@ pub fn thrudoc_on(
     db: &str,
     extra: &str,
 ) -> ThrudocServer {
+    ThrudocServer::start(&mysql_conf(master, slave, db, extra))
+}
+
+/// The conf lines of a server on the mysql backend (see [`thrudoc_on`]).
+pub fn mysql_conf(master: &MariaDb, slave: Option<&MariaDb>, db: &str, extra: &str) -> String {
     let slave = slave.map_or(String::new(), |s| {
         format!(
-            "MYSQL_SLAVE_HOST = 127.0.0.1\nMYSQL_SLAVE_PORT = {}\n",
+            "MYSQL_SLAVE_HOST = {}\nMYSQL_SLAVE_PORT = {}\n",
+            s.host(),
             s.port()
         )
     });
-    ThrudocServer::start(&format!(
-        "BACKEND = mysql\nMYSQL_MASTER_HOST = 127.0.0.1\nMYSQL_MASTER_PORT = {}\n{slave}\
+    format!(
+        "BACKEND = mysql\nMYSQL_MASTER_HOST = {}\nMYSQL_MASTER_PORT = {}\n{slave}\
          MYSQL_DIRECTORY_DB = {db}\nMYSQL_USERNAME = thrudoc\nMYSQL_PASSWORD = pass\n{extra}\n",
+        master.host(),
         master.port()
-    ))
+    )
 }
 
 /// One live partition as the directory records it.
