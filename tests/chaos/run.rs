@@ -510,8 +510,25 @@ pub fn run(args: &Args) -> Result<bool, String> {
     }
     for p in 0..PAIRS {
         let (a, b) = (&cluster.hosts[2 * p], &cluster.hosts[2 * p + 1]);
-        wait_replicated(a, b, Duration::from_secs(120));
-        wait_replicated(b, a, Duration::from_secs(120));
+        for (from, to) in [(a, b), (b, a)] {
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wait_replicated(from, to, Duration::from_secs(120))
+            }));
+            if waited.is_err() {
+                let status = to.sql_named("SHOW ALL SLAVES STATUS");
+                let log = to.error_log_tail(40);
+                if let Some(dir) = &args.keep {
+                    let _ = std::fs::create_dir_all(dir);
+                    let _ = std::fs::copy(to.error_log(), dir.join(format!("mariadb-{}.err", to.server_id())));
+                }
+                return Err(format!(
+                    "server {} does not catch up with server {} after every fault healed; its \
+                     replication: {status:?}\nend of its error log:\n{log}",
+                    to.server_id(),
+                    from.server_id()
+                ));
+            }
+        }
     }
 
     // Final values, read at the masters through server 0.

@@ -573,6 +573,11 @@ impl MariaDb {
             .arg("--log-bin=mariadb-bin")
             .arg("--relay-log=relay-bin")
             .arg("--log-slave-updates")
+            // After a crash, throw the relay log away and fetch again from the master's
+            // binary log at the GTID position applied: a relay log that the crash left
+            // behind its index otherwise keeps replication from starting at all
+            // ("Failed to open the relay log", seen in the chaos run).
+            .arg("--relay-log-recovery=ON")
             .arg("--binlog-format=ROW")
             .arg("--gtid-strict-mode=1")
             // A dead master is noticed after this many seconds, and a restarted one reconnected
