@@ -101,6 +101,9 @@ fn fault(start: Micros, end: Micros, pairs: &[usize]) -> Fault {
         pairs: pairs.to_vec(),
         all: false,
         view_only: false,
+        hosts: pairs.iter().map(|p| 2 * p).collect(),
+        server: None,
+        directory: false,
     }
 }
 
@@ -645,6 +648,90 @@ fn refusals_have_the_hold_to_stop() {
         "{:?}",
         f.refused_untouched
     );
+}
+
+/// Server 1 reaches neither directory host for a while (cut from the directory master, then
+/// its sibling black-holed): its lease may run out, so its refusals of writes to any pair are
+/// excused until a directory tail past the later fault's end; server 0's are not, and neither
+/// fault alone excuses anything off pair 0.
+#[test]
+fn a_server_that_lost_both_directory_hosts_may_refuse_any_write() {
+    let by = |server: u32, op: Op| Op { server, ..op };
+    let ops = vec![
+        // Pair 2, untouched by the faults: server 1 refuses at 330 (lease lost), and at 430
+        // (the cut counts until 350, a tail past its end; the lease comes back within a tail
+        // more).
+        by(1, refused(put("a2", "w1", 330, 335), READ_ONLY)),
+        by(1, refused(put("a2", "w2", 430, 435), READ_ONLY)),
+        // Past the tail: a violation.
+        by(1, refused(put("a2", "w3", 620, 625), READ_ONLY)),
+        // Server 0 could reach the master all along: a violation.
+        by(0, refused(put("a2", "w4", 340, 345), READ_ONLY)),
+    ];
+    let mut h = history(ops, &[]);
+    h.directory_hosts = vec![0, 1];
+    h.directory_tail = 100;
+    h.faults.push(Fault {
+        kind: "cut_server_host".to_string(),
+        view_only: true,
+        hosts: vec![0],
+        server: Some(1),
+        ..fault(100, 250, &[0])
+    });
+    h.faults.push(Fault {
+        kind: "blackhole".to_string(),
+        hosts: vec![1],
+        ..fault(300, 400, &[0])
+    });
+    let f = run(&h);
+    let flagged: Vec<bool> = ["\"w1\"", "\"w2\"", "\"w3\"", "\"w4\""]
+        .iter()
+        .map(|w| f.refused_untouched.iter().any(|l| l.contains(w)))
+        .collect();
+    assert_eq!(
+        flagged,
+        [false, false, true, true],
+        "{:?}",
+        f.refused_untouched
+    );
+
+    // The cut alone (no black hole at the sibling): server 1 kept the directory.
+    h.faults.pop();
+    let f = run(&h);
+    assert_eq!(f.refused_untouched.len(), 4, "{:?}", f.refused_untouched);
+}
+
+/// A failover cycle changes the directory; a server sees the switchover's end only at its
+/// next directory read, so its refusals (and reads from the sibling) within the directory tail
+/// past the end are the fault's, even after another server has written.
+#[test]
+fn a_directory_change_reaches_each_server_within_the_directory_tail() {
+    let ops = vec![
+        put("a1", "w1", 205, 210),
+        refused(put("a1", "w2", 350, 355), READ_ONLY),
+        get("a1", None, 360, 365),
+        // Past the tail, a write ends the fault for good.
+        put("a1", "w4", 460, 470),
+        refused(put("a1", "w3", 520, 525), READ_ONLY),
+    ];
+    let mut h = history(ops, &[("a1", Some("w4"))]);
+    h.directory_tail = 250;
+    h.faults.push(Fault {
+        kind: "failover_cycle".to_string(),
+        directory: true,
+        hosts: Vec::new(),
+        ..fault(100, 200, &[1])
+    });
+    let f = run(&h);
+    assert_eq!(f.refused_untouched.len(), 1, "{:?}", f.refused_untouched);
+    assert!(f.refused_untouched[0].contains("\"w3\""));
+    assert!(f.stale_healthy.is_empty(), "{:?}", f.stale_healthy);
+    assert_eq!(f.stale_outage.len(), 1, "{f:?}");
+
+    // Not a directory change: the write at 205 ends the fault, and the read at 360 is stale.
+    h.faults[0].directory = false;
+    let f = run(&h);
+    assert_eq!(f.stale_healthy.len(), 1, "{:?}", f.stale_healthy);
 }
 
 // ---------------------------------------------------------------------------------------------

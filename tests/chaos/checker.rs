@@ -26,9 +26,11 @@
 //! pairs (of every pair if `all`), from its `start` until the partition is *untouched again*:
 //! the `complete` of the earliest acknowledged write (by any server) to a key of the partition
 //! invoked at or after the fault's `end` (plus `History::hold` for a `view_only` fault, whose
-//! server may act on its old view that long). Once some server has written to the partition
-//! again, its master is back for everyone. With no such write the partition stays touched to
-//! the end of the history (the latest of `History::end` and every `complete`).
+//! servers may act on their old views that long; plus `History::directory_tail` for a fault
+//! that changes the directory, which a server sees only at its next directory read). Once
+//! some server has written to the partition again, its master is back for everyone. With no
+//! such write the partition stays touched to the end of the history (the latest of
+//! `History::end` and every `complete`).
 //!
 //! An operation or walk *overlaps* an interval if `[invoke, complete]` intersects it. An
 //! operation is *healthy* if no touched interval of its key's partition overlaps it (a key
@@ -68,8 +70,12 @@
 //!   that is healthy, where for refusals a fault's touch lasts at least `History::hold` past
 //!   its end: every server lets writes back on its own probes, one after another, so a server
 //!   may still refuse a moment after another has written (a stale read then would be a
-//!   violation, a refusal is not). Other refusals (`INVALID_ARGUMENT`, ...) are the workload's
-//!   business.
+//!   violation, a refusal is not). A refusal is also explained when its server may have
+//!   reached neither directory host (`History::directory_hosts`), so that its write lease ran
+//!   out: faults that together put both out of that server's reach (say a cut from the
+//!   directory master and then a black hole at its sibling), each counted until
+//!   `History::directory_tail` past its end. Other refusals (`INVALID_ARGUMENT`, ...) are the
+//!   workload's business.
 //! * **Scans**: a walk returning a key twice (`scan_twice`, finished or not). A finished walk
 //!   must return every key that surely existed throughout it: a register key with an
 //!   acknowledged `Put` `P` completed before the walk began, such that every non-refused
@@ -454,6 +460,9 @@ struct Touched {
     /// The intervals within which a refused write is the fault's doing: as `by_partition`,
     /// but lasting at least `History::hold` past the fault's end.
     refusals: HashMap<u64, Intervals>,
+    /// Per Thrudoc server, the intervals within which it may have reached neither directory
+    /// host (its write lease may run out: it refuses every write).
+    directory_lost: HashMap<u32, Intervals>,
 }
 
 impl Touched {
@@ -507,9 +516,12 @@ impl Touched {
         let mut raw: HashMap<u64, Vec<(Micros, Micros)>> = HashMap::new();
         let mut raw_refusals: HashMap<u64, Vec<(Micros, Micros)>> = HashMap::new();
         for fault in &h.faults {
+            // A directory change reaches a server at its next directory read.
+            let tail = if fault.directory { h.directory_tail } else { 0 };
             let from = fault
                 .end
-                .saturating_add(if fault.view_only { h.hold } else { 0 });
+                .saturating_add(if fault.view_only { h.hold } else { 0 })
+                .max(fault.end.saturating_add(tail));
             let partitions: Vec<u64> = if fault.all {
                 every.iter().copied().collect()
             } else {
@@ -524,7 +536,7 @@ impl Touched {
             for p in partitions {
                 let until = untouched_at(p, from).max(fault.start);
                 raw.entry(p).or_default().push((fault.start, until));
-                let readmitted = until.max(fault.end.saturating_add(h.hold));
+                let readmitted = until.max(fault.end.saturating_add(h.hold.max(tail)));
                 raw_refusals
                     .entry(p)
                     .or_default()
@@ -544,12 +556,21 @@ impl Touched {
             by_partition,
             anywhere,
             refusals,
+            directory_lost: directory_lost(h),
         }
     }
 
-    /// No refusal interval of the partition of `key` overlaps `op`.
+    /// No refusal interval of the partition of `key` overlaps `op`, nor an interval in which
+    /// its server may have lost the directory.
     fn refusal_unexplained(&self, key: &Key, op: &Op) -> bool {
         let (a, b) = (op.invoke, op.complete);
+        if self
+            .directory_lost
+            .get(&op.server)
+            .is_some_and(|iv| iv.overlaps(a, b))
+        {
+            return false;
+        }
         match key.place {
             Some(p) => self
                 .refusals
@@ -575,6 +596,44 @@ impl Touched {
     fn walk_healthy(&self, w: &Walk) -> bool {
         !self.anywhere.overlaps(w.invoke, w.complete)
     }
+}
+
+/// Per server, when it may have reached neither directory host: each host counts as out of
+/// its reach from a fault's start until `History::directory_tail` past its end (a poll in
+/// flight at the end may still fail), and where the two hosts' intervals meet, the server may
+/// renew its lease nowhere until a tail past the later end.
+fn directory_lost(h: &History) -> HashMap<u32, Intervals> {
+    let [first, second] = h.directory_hosts[..] else {
+        return HashMap::new();
+    };
+    let servers: BTreeSet<u32> = h.ops.iter().map(|o| o.server).collect();
+    let mut lost = HashMap::new();
+    for server in servers {
+        let out_of_reach = |host: usize| {
+            Intervals::merged(
+                h.faults
+                    .iter()
+                    .filter(|f| f.hosts.contains(&host))
+                    .filter(|f| f.server.is_none_or(|s| s as u32 == server))
+                    .map(|f| (f.start, f.end.saturating_add(h.directory_tail)))
+                    .collect(),
+            )
+        };
+        let (a, b) = (out_of_reach(first), out_of_reach(second));
+        let both: Vec<(Micros, Micros)> =
+            a.0.iter()
+                .flat_map(|&(s1, e1)| {
+                    b.0.iter().filter_map(move |&(s2, e2)| {
+                        let (s, e) = (s1.max(s2), e1.min(e2));
+                        (s < e).then_some((s, e.saturating_add(h.directory_tail)))
+                    })
+                })
+                .collect();
+        if !both.is_empty() {
+            lost.insert(server, Intervals::merged(both));
+        }
+    }
+    lost
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -64,9 +64,30 @@ impl Kind {
         matches!(self, Kind::BothDown { pair: 0 })
     }
 
-    /// It changes one server's view only.
+    /// It changes each server's view differently: a cut of one server from a host, or packet
+    /// loss, which may drop one server's probes and let another's through.
     pub fn view_only(&self) -> bool {
-        matches!(self, Kind::CutServerHost { .. })
+        matches!(self, Kind::CutServerHost { .. } | Kind::Loss { .. })
+    }
+
+    /// The hosts it may make unreachable (to [`Kind::server`] only, for a cut).
+    pub fn hosts(&self) -> Vec<usize> {
+        match *self {
+            Kind::Kill9 { host }
+            | Kind::Stop { host }
+            | Kind::Blackhole { host }
+            | Kind::CutServerHost { host, .. }
+            | Kind::Loss { host, .. } => vec![host],
+            Kind::BothDown { pair } => vec![2 * pair, 2 * pair + 1],
+            Kind::CutPair { .. } | Kind::ServerKill { .. } | Kind::FailoverCycle { .. } => {
+                Vec::new()
+            }
+        }
+    }
+
+    /// It changes the directory, which servers read only every poll.
+    pub fn changes_directory(&self) -> bool {
+        matches!(self, Kind::FailoverCycle { .. })
     }
 
     /// The server it takes away, if any.

@@ -77,9 +77,20 @@ pub struct Fault {
     /// It touches every partition (both directory hosts down, so no server can confirm the
     /// directory).
     pub all: bool,
-    /// It changes what one server sees, not the host itself (a cut between one server and a
-    /// host): that server finds out it healed only at its next probe.
+    /// It changes what each server sees, not the host itself (a cut between one server and a
+    /// host, packet loss that drops one server's probes and not another's): a server finds out
+    /// it healed only at its next answered probe.
     pub view_only: bool,
+    /// The hosts it makes unreachable, to `server` only when that is given.
+    #[serde(default)]
+    pub hosts: Vec<usize>,
+    /// The one Thrudoc server whose view of `hosts` it changes.
+    #[serde(default)]
+    pub server: Option<usize>,
+    /// It changes the directory (a failover cycle): a server sees its end only once it has
+    /// read the directory again.
+    #[serde(default)]
+    pub directory: bool,
 }
 
 /// Where a key lives.
@@ -106,6 +117,14 @@ pub struct History {
     /// holds writes for one probe cycle (HOLD) and lets them back at the next answer. Twice
     /// (probe interval + probe timeout).
     pub hold: Micros,
+    /// The hosts of the directory (its master and its sibling).
+    #[serde(default)]
+    pub directory_hosts: Vec<usize>,
+    /// How long after a fault ends a server may still not have read the directory again: a
+    /// poll interval, and a poll that waits out its connect and read deadlines at each
+    /// directory host.
+    #[serde(default)]
+    pub directory_tail: Micros,
     /// When the workload stopped.
     pub end: Micros,
 }

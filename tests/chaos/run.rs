@@ -36,6 +36,9 @@ const LEASE_MS: u64 = 3000;
 const QUERY_TIMEOUT_MS: u64 = 1500;
 const PROBE_INTERVAL_MS: u64 = 250;
 const PROBE_TIMEOUT_MS: u64 = 500;
+/// How often each server reads the directory's version, and how long a connect may take.
+const DIRECTORY_POLL_MS: u64 = 1000;
+const CONNECT_TIMEOUT_MS: u64 = 1000;
 
 /// One Thrudoc server of the run, which a fault may kill and start again.
 struct Server {
@@ -357,6 +360,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
     let run_dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let extra = format!(
         "MYSQL_DIRECTORY_LEASE_MS = {LEASE_MS}\nMYSQL_QUERY_TIMEOUT_MS = {QUERY_TIMEOUT_MS}\n\
+         MYSQL_DIRECTORY_POLL_MS = {DIRECTORY_POLL_MS}\nMYSQL_CONNECT_TIMEOUT_MS = {CONNECT_TIMEOUT_MS}\n\
          HEALTH_PROBE_INTERVAL_MS = {PROBE_INTERVAL_MS}\nHEALTH_PROBE_TIMEOUT_MS = {PROBE_TIMEOUT_MS}\n\
          LOG_LEVEL = info\n"
     );
@@ -519,7 +523,10 @@ pub fn run(args: &Args) -> Result<bool, String> {
                 let log = to.error_log_tail(40);
                 if let Some(dir) = &args.keep {
                     let _ = std::fs::create_dir_all(dir);
-                    let _ = std::fs::copy(to.error_log(), dir.join(format!("mariadb-{}.err", to.server_id())));
+                    let _ = std::fs::copy(
+                        to.error_log(),
+                        dir.join(format!("mariadb-{}.err", to.server_id())),
+                    );
                 }
                 return Err(format!(
                     "server {} does not catch up with server {} after every fault healed; its \
@@ -552,6 +559,8 @@ pub fn run(args: &Args) -> Result<bool, String> {
         places,
         finals,
         hold: 2 * (PROBE_INTERVAL_MS + PROBE_TIMEOUT_MS) * 1000,
+        directory_hosts: vec![0, 1],
+        directory_tail: (DIRECTORY_POLL_MS + 2 * (CONNECT_TIMEOUT_MS + QUERY_TIMEOUT_MS)) * 1000,
         end,
     };
     let checking = Instant::now();
@@ -655,6 +664,12 @@ fn record(kind: &Kind, start: Micros, end: Micros) -> Fault {
         pairs: kind.pairs(),
         all: kind.touches_all(),
         view_only: kind.view_only(),
+        hosts: kind.hosts(),
+        server: match kind {
+            Kind::CutServerHost { server, .. } => Some(*server),
+            _ => None,
+        },
+        directory: kind.changes_directory(),
     }
 }
 
@@ -893,7 +908,14 @@ fn keep(dir: &Path, h: &History, servers: &[Server]) -> Result<(), String> {
     }
     write(
         &mut out,
-        serde_json::json!({ "places": h.places, "finals": h.finals, "hold": h.hold, "end": h.end }),
+        serde_json::json!({
+            "places": h.places,
+            "finals": h.finals,
+            "hold": h.hold,
+            "directory_hosts": h.directory_hosts,
+            "directory_tail": h.directory_tail,
+            "end": h.end
+        }),
     )?;
     for s in servers {
         std::fs::write(dir.join(format!("thrudoc-{}.log", s.index)), s.log_text())
