@@ -100,6 +100,8 @@ pub struct Error {
     source: Option<Arc<dyn std::error::Error + Send + Sync + 'static>>,
     /// The partition the failure belongs to, for summaries of repeated failures.
     partition: Option<u64>,
+    /// The request was routed by a directory that no longer holds: see [`Error::moved`].
+    moved: bool,
 }
 
 /// The crate's result type.
@@ -115,6 +117,7 @@ impl Error {
             notes: Vec::new(),
             source: None,
             partition: None,
+            moved: false,
         }
     }
 
@@ -127,6 +130,19 @@ impl Error {
     /// The partition the error belongs to, when it is one partition's.
     pub fn partition(&self) -> Option<u64> {
         self.partition
+    }
+
+    /// Marks the error as met at a partition's old home: its table is fenced or gone because
+    /// the directory is moving it elsewhere. Nothing happened; the request may be routed again
+    /// once the directory has changed (the MySQL store does so itself, for a while).
+    pub fn moved(mut self) -> Self {
+        self.moved = true;
+        self
+    }
+
+    /// True when the error was met at a partition's old home ([`Error::moved`]).
+    pub fn is_moved(&self) -> bool {
+        self.moved
     }
 
     /// Attaches the lower-level cause.

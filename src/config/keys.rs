@@ -64,6 +64,7 @@ keys! {
     MYSQL_POOL_SIZE: Some("32"), n(1, 10_000), "most open connections per MySQL host";
     MYSQL_DIRECTORY_POLL_MS: Some("1000"), n(10, 3_600_000), "milliseconds between directory version checks";
     MYSQL_DIRECTORY_LEASE_MS: Some("5000"), n(100, 86_400_000), "writes stop when the directory was not confirmed for this long";
+    MYSQL_MOVE_WAIT_MS: Some("3000"), n(0, 600_000), "milliseconds a request to a partition being moved waits for the move's cutover";
     HEALTH_PROBE_INTERVAL_MS: Some("250"), n(10, 600_000), "milliseconds between health probes of each MySQL host";
     HEALTH_PROBE_TIMEOUT_MS: Some("500"), n(10, 600_000), "milliseconds a health probe may take";
     HEALTH_FALL_THRESHOLD: Some("2"), n(1, 1000), "failed probes in a row that mark a host down";

@@ -57,6 +57,8 @@ impl fmt::Display for Secret {
 
 /// Which store serves the data.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Made once at start-up and never moved about: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Backend {
     /// The embedded SQLite store.
     Disk(DiskConfig),
@@ -88,6 +90,9 @@ pub struct MysqlConfig {
     pub pool_size: usize,
     pub directory_poll: Duration,
     pub directory_lease: Duration,
+    /// How long a request to a partition whose table is fenced or gone (a move's cutover)
+    /// waits for the directory to name its new home before it is refused.
+    pub move_wait: Duration,
     pub probe_interval: Duration,
     pub probe_timeout: Duration,
     pub fall_threshold: u32,
@@ -283,6 +288,7 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
         pool_size: v.size(&MYSQL_POOL_SIZE)?,
         directory_poll: v.millis(&MYSQL_DIRECTORY_POLL_MS)?,
         directory_lease: v.millis(&MYSQL_DIRECTORY_LEASE_MS)?,
+        move_wait: v.millis(&MYSQL_MOVE_WAIT_MS)?,
         probe_interval: v.millis(&HEALTH_PROBE_INTERVAL_MS)?,
         probe_timeout: v.millis(&HEALTH_PROBE_TIMEOUT_MS)?,
         fall_threshold: v.number(&HEALTH_FALL_THRESHOLD)? as u32,

@@ -31,8 +31,15 @@ pub mod code {
     pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;
     pub const ER_OPTION_PREVENTS_STATEMENT: u16 = 1290;
     pub const ER_WARN_ALLOWED_PACKET_OVERFLOWED: u16 = 1301;
+    pub const ER_SIGNAL_EXCEPTION: u16 = 1644;
     pub const ER_READ_ONLY_MODE: u16 = 1836;
 }
+
+/// How the message of a move's fence begins. While `thrudoc-admin` cuts a partition over to
+/// its new home, triggers on the old table refuse every write with `SIGNAL SQLSTATE '45000'`
+/// (MySQL error 1644) and a message that starts with this; a server that meets it reloads the
+/// directory and writes at the new home instead.
+pub const FENCE_TAG: &str = "thrudoc fence:";
 
 /// What a statement does, for deciding what a failure means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +68,10 @@ pub enum Class {
     ReadOnly,
     /// The login lacks a right.
     AccessDenied,
-    /// A table the directory names is not there.
+    /// A table the directory names is not there (a move renamed it, or it was dropped).
     NoSuchTable,
+    /// A move's fence refused the write: the table takes no more writes on this host.
+    Fenced,
     /// A row with this key exists.
     Duplicate,
     /// The statement's data was refused: too large a packet, or NULL in a NOT NULL column
@@ -89,6 +98,7 @@ impl Class {
                 | ER_TABLEACCESS_DENIED_ERROR
                 | ER_SPECIFIC_ACCESS_DENIED_ERROR => Class::AccessDenied,
                 ER_NO_SUCH_TABLE => Class::NoSuchTable,
+                ER_SIGNAL_EXCEPTION if s.message.starts_with(FENCE_TAG) => Class::Fenced,
                 ER_DUP_ENTRY => Class::Duplicate,
                 ER_BAD_NULL_ERROR | ER_NET_PACKET_TOO_LARGE | ER_WARN_ALLOWED_PACKET_OVERFLOWED => {
                     Class::DataRefused
@@ -108,6 +118,12 @@ impl Class {
     /// be tried on the sibling.
     pub fn try_elsewhere(self) -> bool {
         matches!(self, Class::Lost | Class::Closing | Class::Slow)
+    }
+
+    /// The partition's table is fenced or gone: the directory is moving it, and the request
+    /// belongs at its new home. Nothing happened.
+    pub fn moved(self) -> bool {
+        matches!(self, Class::NoSuchTable | Class::Fenced)
     }
 }
 
@@ -154,9 +170,10 @@ impl Failure {
     /// `e`, met while doing `what` (which names the host), as the service account sees it:
     /// lost connections are UNAVAILABLE for reads and OUTCOME_UNKNOWN for writes (a write may
     /// have been applied before the connection died); a rolled-back statement or a busy server
-    /// is UNAVAILABLE (nothing happened); a read-only host is READ_ONLY; refused data is an
-    /// invalid argument; the rest (a missing table, missing rights) means this deployment is
-    /// broken: internal.
+    /// is UNAVAILABLE (nothing happened), and so is a missing table (a move renamed it); a
+    /// read-only host or a move's fence is READ_ONLY; refused data is an invalid argument; the
+    /// rest (missing rights, a duplicate key) means this deployment is broken: internal. A
+    /// failure of [`Class::moved`] is marked [`Error::moved`].
     pub fn for_service(e: mysql_async::Error, access: Access, what: impl fmt::Display) -> Failure {
         let class = Class::of(&e);
         let kind = match class {
@@ -164,15 +181,16 @@ impl Failure {
                 Access::Read => ErrorKind::Unavailable,
                 Access::Write => ErrorKind::OutcomeUnknown,
             },
-            Class::Closing | Class::Busy | Class::RolledBack => ErrorKind::Unavailable,
-            Class::ReadOnly => ErrorKind::ReadOnly,
-            Class::DataRefused => ErrorKind::InvalidArgument,
-            Class::AccessDenied | Class::NoSuchTable | Class::Duplicate | Class::Refused => {
-                ErrorKind::Internal
+            Class::Closing | Class::Busy | Class::RolledBack | Class::NoSuchTable => {
+                ErrorKind::Unavailable
             }
+            Class::ReadOnly | Class::Fenced => ErrorKind::ReadOnly,
+            Class::DataRefused => ErrorKind::InvalidArgument,
+            Class::AccessDenied | Class::Duplicate | Class::Refused => ErrorKind::Internal,
         };
+        let error = Error::new(kind, what.to_string()).with_source(Cause(e));
         Failure {
-            error: Error::new(kind, what.to_string()).with_source(Cause(e)),
+            error: if class.moved() { error.moved() } else { error },
             class,
         }
     }
@@ -259,10 +277,25 @@ mod tests {
             (code::ER_OUT_OF_RESOURCES, Class::Busy),
             (code::ER_ACCESS_DENIED_ERROR, Class::AccessDenied),
             (code::ER_DUP_ENTRY, Class::Duplicate),
+            (code::ER_SIGNAL_EXCEPTION, Class::Refused),
             (9999, Class::Refused),
         ] {
             assert_eq!(Class::of(&server(n)), class, "{n}");
         }
+        let fence = mysql_async::Error::Server(mysql_async::ServerError {
+            code: code::ER_SIGNAL_EXCEPTION,
+            message: format!("{FENCE_TAG} partition 7 is being moved"),
+            state: "45000".into(),
+        });
+        assert_eq!(Class::of(&fence), Class::Fenced);
+        let f = Failure::for_service(fence, Access::Write, "put on db1:3306");
+        assert_eq!(f.error.kind(), ErrorKind::ReadOnly);
+        assert!(f.error.is_moved());
+        let gone = Failure::for_service(server(code::ER_NO_SUCH_TABLE), Access::Read, "get");
+        assert_eq!(gone.error.kind(), ErrorKind::Unavailable);
+        assert!(gone.error.is_moved());
+        let other = Failure::for_service(server(code::ER_LOCK_DEADLOCK), Access::Write, "put");
+        assert!(!other.error.is_moved());
         let io = mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::other("gone")));
         assert_eq!(Class::of(&io), Class::Lost);
     }

@@ -11,5 +11,5 @@ pub mod failure;
 pub mod pair;
 
 pub use addr::{HostAddr, DEFAULT_PORT};
-pub use failure::{code, deadline, server_code, Access, Class, Failure};
+pub use failure::{code, deadline, server_code, Access, Class, Failure, FENCE_TAG};
 pub use pair::{master_else_sibling, Answered, FromPair};

@@ -1,15 +1,20 @@
 //! Batches: the elements of `putList`, `getList` and `removeList` grouped by partition, each
-//! group cut into statement-sized chunks, the chunks of different partitions run at once.
+//! group cut into statement-sized chunks, the chunks of different partitions run at once; and
+//! the three methods themselves, with one routing.
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use mysql_async::{Params, Value};
 
 use super::directory::Partition;
+use super::drain::by_key;
 use super::routing::Routing;
-use super::sql::{BATCH_BYTES, BATCH_ROWS};
-use super::Inner;
+use super::sql::{self, size_class, BATCH_BYTES, BATCH_ROWS};
+use super::{Inner, MysqlStore};
 use crate::error::Result;
+use crate::rules::{check_value_size, no_such_key};
+use crate::store::{Entry, KeyRef};
 
 /// A partition and the positions of a batch's elements that belong to it.
 pub type Group<'a> = (&'a Partition, Vec<usize>);
@@ -136,6 +141,131 @@ pub fn pad(params: &mut Vec<Value>, width: usize, rows: usize) {
 /// A bound parameter of raw bytes.
 pub fn bytes(b: &[u8]) -> Value {
     Value::Bytes(b.to_vec())
+}
+
+impl MysqlStore {
+    /// `putList` with `routing`: each element's outcome.
+    pub(super) async fn put_many_in(
+        &self,
+        routing: &Routing,
+        entries: &[Entry],
+    ) -> Vec<Result<()>> {
+        let max = self.inner.config.max_value_size;
+        let keys: Vec<(&str, &[u8])> = entries
+            .iter()
+            .map(|e| (e.bucket.as_str(), &e.key[..]))
+            .collect();
+        let (groups, mut results) = group(routing, &keys, |i| {
+            check_value_size(entries[i].value.len(), max)
+        });
+        let groups = in_key_order(groups, &keys);
+        let statement = |part: &Partition, chunk: &[usize]| {
+            // Not padded to a size class as reads are: a repeated row costs InnoDB a
+            // duplicate-key check that measured dearer than preparing the statement.
+            let params = chunk
+                .iter()
+                .flat_map(|&i| [bytes(&entries[i].key), bytes(&entries[i].value)])
+                .collect();
+            (sql::put_many(&part.table_sql, chunk.len()), params)
+        };
+        let size = |i: usize| entries[i].value.len();
+        write_chunks(
+            &self.inner,
+            routing,
+            groups,
+            size,
+            statement,
+            "putList",
+            &mut results,
+        )
+        .await;
+        results
+    }
+
+    /// `getList` with `routing`: each key's value.
+    pub(super) async fn get_many_in(
+        &self,
+        routing: &Routing,
+        keys: &[KeyRef],
+    ) -> Vec<Result<Bytes>> {
+        let refs: Vec<(&str, &[u8])> = keys
+            .iter()
+            .map(|k| (k.bucket.as_str(), &k.key[..]))
+            .collect();
+        let (groups, failures) = group(routing, &refs, |_| Ok(()));
+        let mut results: Vec<Result<Bytes>> = failures
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.and_then(|()| Err(no_such_key(&keys[i].bucket, &keys[i].key))))
+            .collect();
+        let outcomes = per_chunk(
+            groups,
+            |_| 0,
+            |part, chunk| {
+                let mut params: Vec<Value> = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+                pad(&mut params, 1, size_class(chunk.len()));
+                let stmt = sql::get_many(&part.table_sql, params.len());
+                async move {
+                    let r = self.inner.read::<(Vec<u8>, Vec<u8>)>(
+                        routing,
+                        part,
+                        &stmt,
+                        Params::Positional(params),
+                        "getList",
+                    );
+                    r.await
+                }
+            },
+        )
+        .await;
+        for (positions, outcome) in outcomes {
+            match outcome {
+                Ok(rows) => {
+                    let found = by_key(rows);
+                    for i in positions {
+                        if let Some(v) = found.get(&keys[i].key[..]) {
+                            results[i] = Ok(v.clone());
+                        }
+                    }
+                }
+                Err(e) => {
+                    for i in positions {
+                        results[i] = Err(e.clone());
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// `removeList` with `routing`: each element's outcome.
+    pub(super) async fn remove_many_in(
+        &self,
+        routing: &Routing,
+        keys: &[KeyRef],
+    ) -> Vec<Result<()>> {
+        let refs: Vec<(&str, &[u8])> = keys
+            .iter()
+            .map(|k| (k.bucket.as_str(), &k.key[..]))
+            .collect();
+        let (groups, mut results) = group(routing, &refs, |_| Ok(()));
+        let statement = |part: &Partition, chunk: &[usize]| {
+            let mut params: Vec<Value> = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
+            pad(&mut params, 1, size_class(chunk.len()));
+            (sql::remove_many(&part.table_sql, params.len()), params)
+        };
+        write_chunks(
+            &self.inner,
+            routing,
+            groups,
+            |_| 0,
+            statement,
+            "removeList",
+            &mut results,
+        )
+        .await;
+        results
+    }
 }
 
 #[cfg(test)]

@@ -115,9 +115,12 @@ pub(super) fn by_key(rows: Vec<(Vec<u8>, Vec<u8>)>) -> HashMap<Vec<u8>, Bytes> {
     rows.into_iter().map(|(k, v)| (k, Bytes::from(v))).collect()
 }
 
+/// The partition was split, merged or moved while the request waited in its queue: nothing
+/// was done, and the store routes the request again ([`super::relocate`]).
 fn partition_gone(id: u64) -> Error {
     Error::new(
         ErrorKind::Unavailable,
         format!("partition {id} left the directory while the request waited; nothing was done"),
     )
+    .moved()
 }

@@ -16,6 +16,9 @@
 //! - [`coalesce`] and [`drain`]: concurrent gets and puts of one partition sent as one
 //!   statement.
 //! - [`batch`]: batch elements grouped by partition and cut into statement-sized chunks.
+//! - [`scan`]: walks in stretches of the hash range, with seeds that outlive a split or merge.
+//! - [`relocate`]: a request that meets a partition at its old home (a move's cutover) waits
+//!   for the directory and goes to the new one.
 //! - [`sql`]: the statements, with every client value bound.
 //! - [`report`]: the status and stats text.
 
@@ -26,8 +29,10 @@ pub mod drain;
 pub mod health;
 pub mod hosts;
 pub mod placement;
+pub mod relocate;
 pub mod report;
 pub mod routing;
+pub mod scan;
 pub mod sql;
 pub mod watch;
 
@@ -40,24 +45,19 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use mysql_async::{Params, Value};
 
-use self::batch::{bytes, group, in_key_order, pad, per_chunk, write_chunks};
+use self::batch::bytes;
 use self::coalesce::{PendingGet, PendingPut};
-use self::directory::{Bucket, Partition};
-use self::drain::{by_key, drain_gets, drain_puts};
+use self::drain::{drain_gets, drain_puts};
 use self::health::{Health, HealthSettings};
 use self::hosts::{HostSettings, Pools};
 use self::report::{stats_text, status_text};
-use self::sql::size_class;
 use self::watch::{watch_directory, DirectoryHosts};
 use super::{Entry, KeyRef, ScanPage, Store};
 use crate::config::MysqlConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rules::{check_value_size, no_such_key, seed};
+use crate::rules::{check_value_size, no_such_key};
 
 pub use self::routing::{HostRoute, Routing};
-
-/// Prefix of this store's scan seeds: `m1:<partition id>:<hex of the last key>`.
-const SEED_PREFIX: &str = "m1:";
 
 /// What the store's parts share.
 struct Inner {
@@ -73,6 +73,10 @@ struct Inner {
     lease_lost: AtomicBool,
     /// Serialises reloads, so two never race to swap.
     reload: tokio::sync::Mutex<()>,
+    /// Serialises the directory reads of requests that met a moved partition
+    /// ([`relocate`]), and when the last of them started.
+    refreshing: tokio::sync::Mutex<()>,
+    refreshed: Mutex<Option<Instant>>,
 }
 
 /// The MySQL store.
@@ -108,6 +112,8 @@ impl MysqlStore {
             confirmed: Mutex::new(Instant::now()),
             lease_lost: AtomicBool::new(false),
             reload: tokio::sync::Mutex::new(()),
+            refreshing: tokio::sync::Mutex::new(()),
+            refreshed: Mutex::new(None),
         });
         match inner.reload().await {
             Ok(routing) => inner.serving(&routing).await,
@@ -147,54 +153,72 @@ impl Store for MysqlStore {
 
     async fn put(&self, bucket: &str, key: Bytes, value: Bytes) -> Result<()> {
         check_value_size(value.len(), self.inner.config.max_value_size)?;
-        let routing = self.routing();
-        let id = routing.locate(bucket, &key)?.id;
-        let queue = routing.queue(id)?;
-        let (reply, done) = tokio::sync::oneshot::channel();
-        if queue.push_put(PendingPut { key, value, reply }) {
-            tokio::spawn(drain_puts(self.inner.clone(), routing, queue, id));
-        }
-        done.await
-            .map_err(|_| Error::internal("a coalesced put was dropped unanswered"))?
+        let (key, value) = (&key, &value);
+        self.relocating(move |routing: Arc<Routing>| async move {
+            let id = routing.locate(bucket, key)?.id;
+            let queue = routing.queue(id)?;
+            let (reply, done) = tokio::sync::oneshot::channel();
+            let put = PendingPut {
+                key: key.clone(),
+                value: value.clone(),
+                reply,
+            };
+            if queue.push_put(put) {
+                tokio::spawn(drain_puts(self.inner.clone(), routing, queue, id));
+            }
+            done.await
+                .map_err(|_| Error::internal("a coalesced put was dropped unanswered"))?
+        })
+        .await
     }
 
     async fn get(&self, bucket: &str, key: Bytes) -> Result<Bytes> {
-        let routing = self.routing();
-        let id = routing.locate(bucket, &key)?.id;
-        let queue = routing.queue(id)?;
-        let (reply, done) = tokio::sync::oneshot::channel();
-        if queue.push_get(PendingGet {
-            key: key.clone(),
-            reply,
-        }) {
-            tokio::spawn(drain_gets(self.inner.clone(), routing, queue, id));
-        }
-        done.await
-            .map_err(|_| Error::internal("a coalesced get was dropped unanswered"))??
-            .ok_or_else(|| no_such_key(bucket, &key))
+        let key = &key;
+        self.relocating(move |routing: Arc<Routing>| async move {
+            let id = routing.locate(bucket, key)?.id;
+            let queue = routing.queue(id)?;
+            let (reply, done) = tokio::sync::oneshot::channel();
+            if queue.push_get(PendingGet {
+                key: key.clone(),
+                reply,
+            }) {
+                tokio::spawn(drain_gets(self.inner.clone(), routing, queue, id));
+            }
+            done.await
+                .map_err(|_| Error::internal("a coalesced get was dropped unanswered"))??
+                .ok_or_else(|| no_such_key(bucket, key))
+        })
+        .await
     }
 
     async fn remove(&self, bucket: &str, key: Bytes) -> Result<()> {
-        let routing = self.routing();
-        let part = routing.locate(bucket, &key)?;
-        let params = Params::Positional(vec![bytes(&key)]);
-        self.inner
-            .write(&routing, part, &part.sql.remove, params, "remove")
-            .await?;
-        Ok(())
+        let key = &key;
+        self.relocating(move |routing: Arc<Routing>| async move {
+            let part = routing.locate(bucket, key)?;
+            let params = Params::Positional(vec![bytes(key)]);
+            self.inner
+                .write(&routing, part, &part.sql.remove, params, "remove")
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     async fn append(&self, bucket: &str, key: Bytes, value: Bytes) -> Result<()> {
         let max = self.inner.config.max_value_size;
         check_value_size(value.len(), max)?;
-        let routing = self.routing();
-        let part = routing.locate(bucket, &key)?;
-        let params = Params::Positional(vec![bytes(&key), bytes(&value), Value::UInt(max as u64)]);
-        match self
-            .inner
-            .write(&routing, part, &part.sql.append, params, "append")
-            .await
-        {
+        let (key, value) = (&key, &value);
+        let appended = self
+            .relocating(move |routing: Arc<Routing>| async move {
+                let part = routing.locate(bucket, key)?;
+                let params =
+                    Params::Positional(vec![bytes(key), bytes(value), Value::UInt(max as u64)]);
+                self.inner
+                    .write(&routing, part, &part.sql.append, params, "append")
+                    .await
+            })
+            .await;
+        match appended {
             Err(e) if e.kind() == ErrorKind::InvalidArgument => Err(Error::invalid(format!(
                 "appending {} bytes would make the value larger than {max} bytes; nothing changed",
                 value.len()
@@ -204,153 +228,45 @@ impl Store for MysqlStore {
     }
 
     async fn scan(&self, bucket: &str, seed: Bytes, count: usize) -> Result<ScanPage> {
-        let routing = self.routing();
-        let b = routing.directory.bucket(bucket)?;
-        let (mut index, mut after) = parse_seed(b, &seed)?;
-        let mut entries = Vec::with_capacity(count.min(1024));
-        let mut last: Option<(u64, Vec<u8>)> = None;
-        // Partitions in directory order, each in key order, continuing strictly after the last
-        // key returned: a key lives in exactly one partition, so every key present for the whole
-        // walk is returned exactly once.
-        while index < b.partitions.len() && entries.len() < count {
-            let part = &b.partitions[index];
-            let need = count - entries.len();
-            let params = Params::Positional(vec![Value::Bytes(after), Value::UInt(need as u64)]);
-            let rows = self
-                .inner
-                .read::<(Vec<u8>, Vec<u8>)>(&routing, part, &part.sql.scan, params, "scan")
-                .await?;
-            let full = rows.len() == need;
-            if let Some((k, _)) = rows.last() {
-                last = Some((part.id, k.clone()));
-            }
-            entries.extend(
-                rows.into_iter()
-                    .map(|(k, v)| (Bytes::from(k), Bytes::from(v))),
-            );
-            if full {
-                break;
-            }
-            index += 1;
-            after = Vec::new();
-        }
-        let seed = match last {
-            Some((id, key)) => make_seed(id, &key),
-            None => seed,
-        };
+        let seed = &seed;
+        let (entries, seed) = self
+            .relocating(move |routing: Arc<Routing>| async move {
+                self.inner
+                    .scan_page(&routing, bucket, seed.clone(), count)
+                    .await
+            })
+            .await?;
         Ok(ScanPage { entries, seed })
     }
 
     async fn put_many(&self, entries: Vec<Entry>) -> Vec<Result<()>> {
-        let routing = self.routing();
-        let max = self.inner.config.max_value_size;
-        let keys: Vec<(&str, &[u8])> = entries
-            .iter()
-            .map(|e| (e.bucket.as_str(), &e.key[..]))
-            .collect();
-        let (groups, mut results) = group(&routing, &keys, |i| {
-            check_value_size(entries[i].value.len(), max)
-        });
-        let groups = in_key_order(groups, &keys);
-        let statement = |part: &Partition, chunk: &[usize]| {
-            // Not padded to a size class as reads are: a repeated row costs InnoDB a
-            // duplicate-key check that measured dearer than preparing the statement.
-            let params = chunk
-                .iter()
-                .flat_map(|&i| [bytes(&entries[i].key), bytes(&entries[i].value)])
-                .collect();
-            (sql::put_many(&part.table_sql, chunk.len()), params)
-        };
-        let size = |i: usize| entries[i].value.len();
-        write_chunks(
-            &self.inner,
-            &routing,
-            groups,
-            size,
-            statement,
-            "putList",
-            &mut results,
+        self.relocating_each(
+            entries,
+            move |routing: Arc<Routing>, entries: Vec<Entry>| async move {
+                self.put_many_in(&routing, &entries).await
+            },
         )
-        .await;
-        results
+        .await
     }
 
     async fn get_many(&self, keys: Vec<KeyRef>) -> Vec<Result<Bytes>> {
-        let routing = self.routing();
-        let refs: Vec<(&str, &[u8])> = keys
-            .iter()
-            .map(|k| (k.bucket.as_str(), &k.key[..]))
-            .collect();
-        let (groups, failures) = group(&routing, &refs, |_| Ok(()));
-        let mut results: Vec<Result<Bytes>> = failures
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| r.and_then(|()| Err(no_such_key(&keys[i].bucket, &keys[i].key))))
-            .collect();
-        let routing = &routing;
-        let outcomes = per_chunk(
-            groups,
-            |_| 0,
-            |part, chunk| {
-                let mut params: Vec<Value> = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
-                pad(&mut params, 1, size_class(chunk.len()));
-                let stmt = sql::get_many(&part.table_sql, params.len());
-                async move {
-                    let r = self.inner.read::<(Vec<u8>, Vec<u8>)>(
-                        routing,
-                        part,
-                        &stmt,
-                        Params::Positional(params),
-                        "getList",
-                    );
-                    r.await
-                }
+        self.relocating_each(
+            keys,
+            move |routing: Arc<Routing>, keys: Vec<KeyRef>| async move {
+                self.get_many_in(&routing, &keys).await
             },
         )
-        .await;
-        for (positions, outcome) in outcomes {
-            match outcome {
-                Ok(rows) => {
-                    let found = by_key(rows);
-                    for i in positions {
-                        if let Some(v) = found.get(&keys[i].key[..]) {
-                            results[i] = Ok(v.clone());
-                        }
-                    }
-                }
-                Err(e) => {
-                    for i in positions {
-                        results[i] = Err(e.clone());
-                    }
-                }
-            }
-        }
-        results
+        .await
     }
 
     async fn remove_many(&self, keys: Vec<KeyRef>) -> Vec<Result<()>> {
-        let routing = self.routing();
-        let refs: Vec<(&str, &[u8])> = keys
-            .iter()
-            .map(|k| (k.bucket.as_str(), &k.key[..]))
-            .collect();
-        let (groups, mut results) = group(&routing, &refs, |_| Ok(()));
-        let statement = |part: &Partition, chunk: &[usize]| {
-            let mut params: Vec<Value> = chunk.iter().map(|&i| bytes(&keys[i].key)).collect();
-            pad(&mut params, 1, size_class(chunk.len()));
-            (sql::remove_many(&part.table_sql, params.len()), params)
-        };
-        write_chunks(
-            &self.inner,
-            &routing,
-            groups,
-            |_| 0,
-            statement,
-            "removeList",
-            &mut results,
+        self.relocating_each(
+            keys,
+            move |routing: Arc<Routing>, keys: Vec<KeyRef>| async move {
+                self.remove_many_in(&routing, &keys).await
+            },
         )
-        .await;
-        results
+        .await
     }
 
     async fn admin(&self, op: &str, _data: &str) -> Result<Option<String>> {
@@ -382,28 +298,4 @@ impl Store for MysqlStore {
             let _ = pool.clone().disconnect().await;
         }
     }
-}
-
-/// The partition index and the last key of a seed this store made; `""` is the start.
-fn parse_seed(bucket: &Bucket, seed: &[u8]) -> Result<(usize, Vec<u8>)> {
-    if seed.is_empty() {
-        return Ok((0, Vec::new()));
-    }
-    let bad = || Error::invalid("scan seed is not one this server made for this bucket");
-    let text = std::str::from_utf8(seed).map_err(|_| bad())?;
-    let rest = text.strip_prefix(SEED_PREFIX).ok_or_else(bad)?;
-    let (id, hex) = rest.split_once(':').ok_or_else(bad)?;
-    let id: u64 = id.parse().map_err(|_| bad())?;
-    let key = seed::decode_key(hex).ok_or_else(bad)?;
-    let index = bucket.partitions.iter().position(|p| p.id == id).ok_or_else(|| {
-        Error::invalid(format!(
-            "scan seed names partition {id}, which bucket `{}` no longer has (the directory changed); start the scan again",
-            bucket.name
-        ))
-    })?;
-    Ok((index, key))
-}
-
-fn make_seed(partition: u64, key: &[u8]) -> Bytes {
-    seed::encode(&format!("{SEED_PREFIX}{partition}:"), key)
 }

@@ -282,14 +282,19 @@ impl Inner {
             ));
         };
         self.read_on(sibling, stmt, params).await.map_err(|f| {
-            Error::new(
+            let e = Error::new(
                 ErrorKind::Unavailable,
                 format!(
                     "{}: master {master_failure}; sibling {}",
                     describe(part, what),
                     f.error
                 ),
-            )
+            );
+            if f.class.moved() {
+                e.moved()
+            } else {
+                e
+            }
         })
     }
 

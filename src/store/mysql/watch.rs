@@ -187,7 +187,7 @@ impl Inner {
     /// Reads the directory's version: true when it moved past the one routed by. The lease is
     /// renewed only when what this server routes by is still current; a moved version renews
     /// it through the reload, once that has succeeded.
-    async fn poll(&self) -> Result<bool> {
+    pub(super) async fn poll(&self) -> Result<bool> {
         let (version, _) = self
             .read_directory("reading the directory version", async |conn| {
                 Directory::poll_version(conn).await
