@@ -14,6 +14,9 @@
 //!   first; [`switchover`]: their planned return: frozen, caught up, moved back;
 //!   [`moves`]: what the two share.
 //! - [`verify`]: `verify`: each partition's rows and checksum on master and sibling.
+//! - [`reshape`]: the Directory Manager: `move`, `split`, `merge` of partitions while servers
+//!   use them, and `rebalance` and `drain`, made of those; [`gc`]: dropping what they retired;
+//!   [`hosts`]: `add-hosts` and `remove-hosts`.
 //! - [`replica`]: GTID positions, waiting for replication, replication state, `read_only`.
 //! - [`sql`]: root logins and statements under deadlines, so a dead or hung host gives an
 //!   error naming it, never a hang; [`dirtx`]: a change of the directory, one transaction
@@ -25,10 +28,13 @@ pub mod cli;
 pub mod create;
 pub mod dirtx;
 pub mod failover;
+pub mod gc;
+pub mod hosts;
 pub mod list;
 pub mod moves;
 pub mod progress;
 pub mod replica;
+pub mod reshape;
 pub mod sql;
 pub mod status;
 pub mod switchover;

@@ -9,7 +9,7 @@ use super::sql::{column, Login, Query, Session};
 use super::table::write_table;
 use crate::error::{Error, Result};
 use crate::mysql::HostAddr;
-use crate::store::mysql::directory::{Directory, Host, DIRECTORY_DDL};
+use crate::store::mysql::directory::{Directory, Host, DIRECTORY_DDL, DIRECTORY_TABLES};
 
 /// A partition moved by either command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,17 +64,24 @@ pub fn directory_sibling(dir: &Directory, master: &HostAddr) -> Option<HostAddr>
 }
 
 /// Creates the directory tables a directory made before them lacks (`partition_frozen`,
-/// `partition_moved`, ...); all `IF NOT EXISTS`, and run only when one is missing.
+/// `partition_moved`, `reshape`, ...); all `IF NOT EXISTS`, and run only when one is missing.
 pub async fn ensure_tables(dir: &mut Session, db: &str) -> Result<()> {
+    let names = DIRECTORY_TABLES
+        .iter()
+        .map(|t| format!("'{t}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let present: Option<u64> = dir
         .first(
             "looking for the directory tables",
-            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
-             AND TABLE_NAME IN ('partition_frozen', 'partition_moved', 'directory_version')",
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
+                 AND TABLE_NAME IN ({names})"
+            ),
             (db,),
         )
         .await?;
-    if present.unwrap_or(0) < 3 {
+    if present.unwrap_or(0) < DIRECTORY_TABLES.len() as u64 {
         for ddl in DIRECTORY_DDL {
             dir.run("creating the missing directory tables", ddl)
                 .await?;

@@ -81,6 +81,27 @@ pub fn write_partitions(
     )
 }
 
+/// The hosts a command registered: id, address, sibling (`-` for none).
+pub fn write_hosts(
+    out: &mut dyn Write,
+    hosts: &[crate::admin::create::RegisteredHost],
+) -> Result<()> {
+    let rows: Vec<Vec<String>> = hosts
+        .iter()
+        .map(|h| {
+            vec![
+                h.id.to_string(),
+                h.addr.to_string(),
+                h.sibling
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    write_table(out, 2, &["id", "address", "sibling"], &rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 
+use super::hosts::register_hosts;
 use super::{plan_partitions, CreatedPartition, Plan, RegisteredHost};
 use crate::admin::dirtx::Tx;
 use crate::admin::progress::Progress;
-use crate::admin::sql::{column, Query, Session};
-use crate::error::{Error, ErrorKind, Result};
+use crate::admin::sql::{Query, Session};
+use crate::error::{Error, Result};
 use crate::mysql::{code, server_code, HostAddr};
 use crate::store::mysql::directory::{datatable_ddl, datatable_name};
 use crate::store::mysql::placement::HashKind;
@@ -68,58 +69,12 @@ pub(super) async fn write_directory(
         return Err(e);
     }
 
-    // Register every host and every sibling; ids of existing ones are kept.
-    let mut ids: BTreeMap<HostAddr, u32> = BTreeMap::new();
-    // In the order given, so that ids follow it; then siblings from earlier pairings.
-    let mut all: Vec<&HostAddr> = opts.hosts.iter().collect();
-    for sibling in siblings.values() {
-        if !all.contains(&sibling) {
-            all.push(sibling);
-        }
-    }
-    for addr in all {
-        tx.exec("registering a host",
-            "INSERT INTO host (hostname, port) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
-            (addr.host.as_str(), addr.port),
-        )
-        .await?;
-        let rows = tx
-            .rows(
-                "registering a host",
-                "SELECT id, slave_id FROM host WHERE hostname = ? AND port = ? FOR UPDATE",
-                (addr.host.as_str(), addr.port),
-            )
-            .await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| Error::internal(format!("host {addr} vanished after its insert")))?;
-        let id: u32 = column(row, 0, "registering a host")?;
-        let slave_id: Option<u32> = column(row, 1, "registering a host")?;
-        if let Some(before) = known.get(addr) {
-            if before.id != id || before.slave_id != slave_id {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("the host table changed while this ran ({addr}); run it again"),
-                ));
-            }
-        }
-        ids.insert(addr.clone(), id);
-    }
+    let ids = register_hosts(tx, &opts.setup(), known, siblings).await?;
     let id_of = |addr: &HostAddr| -> Result<u32> {
         ids.get(addr)
             .copied()
             .ok_or_else(|| Error::internal(format!("host {addr} was not registered")))
     };
-    if opts.circular {
-        for (me, sibling) in siblings {
-            tx.exec(
-                "pairing hosts",
-                "UPDATE host SET slave_id = ? WHERE id = ?",
-                (id_of(sibling)?, id_of(me)?),
-            )
-            .await?;
-        }
-    }
     let mut registered = Vec::new();
     for addr in &opts.hosts {
         registered.push(RegisteredHost {

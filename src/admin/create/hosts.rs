@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use super::{CreateOptions, KnownHost, RegisteredHost, SERVICE_GRANTS};
+use super::{HostSetup, KnownHost, RegisteredHost, SERVICE_GRANTS};
+use crate::admin::dirtx::Tx;
 use crate::admin::replica;
 use crate::admin::sql::{column, quote_ident, quote_literal, Query, Session};
+use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::mysql::{server_code, HostAddr};
 
-pub(super) async fn known_host(dir: &mut Session, addr: &HostAddr) -> Result<Option<KnownHost>> {
+pub(crate) async fn known_host(dir: &mut Session, addr: &HostAddr) -> Result<Option<KnownHost>> {
     let rows = dir
         .rows(
             "reading the host table",
@@ -46,8 +48,8 @@ async fn host_by_id(dir: &mut Session, id: u32) -> Result<Option<HostAddr>> {
 
 /// The sibling of each listed host after this run: with `--with-circular-slaves` its pair
 /// (refusing a host already paired with another), else whatever the directory says.
-pub(super) async fn plan_siblings(
-    opts: &CreateOptions,
+pub(crate) async fn plan_siblings(
+    opts: &HostSetup<'_>,
     dir: &mut Session,
     known: &BTreeMap<HostAddr, KnownHost>,
 ) -> Result<BTreeMap<HostAddr, HostAddr>> {
@@ -93,7 +95,7 @@ pub(super) async fn plan_siblings(
             }
         }
     } else {
-        for addr in &opts.hosts {
+        for addr in opts.hosts {
             if let Some(slave_id) = known.get(addr).and_then(|h| h.slave_id) {
                 let sibling = host_by_id(dir, slave_id).await?.ok_or_else(|| {
                     Error::invalid(format!(
@@ -109,15 +111,15 @@ pub(super) async fn plan_siblings(
 }
 
 /// Schema and service account on one host. Safe to replicate and to repeat.
-pub(super) async fn prepare_host(session: &mut Session, opts: &CreateOptions) -> Result<()> {
-    let db = quote_ident(&opts.database);
+pub(crate) async fn prepare_host(session: &mut Session, opts: &HostSetup<'_>) -> Result<()> {
+    let db = quote_ident(opts.database);
     let sql_mode: Option<String> = session
         .first("reading sql_mode", "SELECT @@SESSION.sql_mode", ())
         .await?;
     let no_backslash = sql_mode
         .unwrap_or_default()
         .contains("NO_BACKSLASH_ESCAPES");
-    let user = format!("{}@'%'", quote_literal(&opts.service_user, no_backslash));
+    let user = format!("{}@'%'", quote_literal(opts.service_user, no_backslash));
     session
         .run(
             "creating the schema",
@@ -157,7 +159,7 @@ pub(super) async fn prepare_host(session: &mut Session, opts: &CreateOptions) ->
 }
 
 /// One line per paired host: `Ok` when it replicates from its sibling, a warning when not.
-pub(super) async fn check_replication(
+pub(crate) async fn check_replication(
     registered: &[RegisteredHost],
     hosts: &mut BTreeMap<HostAddr, Session>,
 ) -> Vec<std::result::Result<String, String>> {
@@ -215,4 +217,65 @@ pub(super) async fn check_replication(
         }
     }
     lines
+}
+
+/// Registers every host of `setup` and every sibling in `siblings` in the host table (ids of
+/// hosts already there are kept) and, with `circular`, records the pairing. Refuses when the
+/// host table changed since `known` was read. Each address's id.
+pub(crate) async fn register_hosts(
+    tx: &mut Tx<'_>,
+    setup: &HostSetup<'_>,
+    known: &BTreeMap<HostAddr, KnownHost>,
+    siblings: &BTreeMap<HostAddr, HostAddr>,
+) -> Result<BTreeMap<HostAddr, u32>> {
+    let mut ids: BTreeMap<HostAddr, u32> = BTreeMap::new();
+    // In the order given, so that ids follow it; then siblings from earlier pairings.
+    let mut all: Vec<&HostAddr> = setup.hosts.iter().collect();
+    for sibling in siblings.values() {
+        if !all.contains(&sibling) {
+            all.push(sibling);
+        }
+    }
+    for addr in all {
+        tx.exec("registering a host",
+            "INSERT INTO host (hostname, port) VALUES (?, ?) ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)",
+            (addr.host.as_str(), addr.port),
+        )
+        .await?;
+        let rows = tx
+            .rows(
+                "registering a host",
+                "SELECT id, slave_id FROM host WHERE hostname = ? AND port = ? FOR UPDATE",
+                (addr.host.as_str(), addr.port),
+            )
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| Error::internal(format!("host {addr} vanished after its insert")))?;
+        let id: u32 = column(row, 0, "registering a host")?;
+        let slave_id: Option<u32> = column(row, 1, "registering a host")?;
+        if let Some(before) = known.get(addr) {
+            if before.id != id || before.slave_id != slave_id {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("the host table changed while this ran ({addr}); run it again"),
+                ));
+            }
+        }
+        ids.insert(addr.clone(), id);
+    }
+    if setup.circular {
+        for (me, sibling) in siblings {
+            let (Some(me), Some(sibling)) = (ids.get(me), ids.get(sibling)) else {
+                return Err(Error::internal("a paired host was not registered"));
+            };
+            tx.exec(
+                "pairing hosts",
+                "UPDATE host SET slave_id = ? WHERE id = ?",
+                (*sibling, *me),
+            )
+            .await?;
+        }
+    }
+    Ok(ids)
 }

@@ -14,7 +14,7 @@
 //! tool also runs it, and because running the tool again must be safe.
 
 mod directory;
-mod hosts;
+pub(crate) mod hosts;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -24,7 +24,7 @@ use self::hosts::{check_replication, known_host, plan_siblings, prepare_host};
 use super::dirtx::{self, IfLost, Tx};
 use super::progress::Progress;
 use super::sql::{quote_ident, Login, Query, Session};
-use super::table::{write_partitions, write_table, PartitionLine};
+use super::table::{write_hosts, write_partitions, PartitionLine};
 use crate::config::Secret;
 use crate::error::{Error, Result};
 use crate::mysql::HostAddr;
@@ -97,7 +97,7 @@ impl CreateOptions {
 }
 
 /// Account names: 1 to 80 letters, digits, `_`, `.` and `-` (they are quoted into `CREATE USER`).
-fn check_user_name(user: &str) -> Result<()> {
+pub(crate) fn check_user_name(user: &str) -> Result<()> {
     if !user.is_empty()
         && user.len() <= 80
         && user
@@ -137,6 +137,30 @@ pub fn plan_partitions(hosts: usize, parts_per: u32) -> Vec<PlannedPartition> {
         .collect()
 }
 
+/// What preparing and registering data hosts needs: `create-tablename` and `add-hosts` share it.
+#[derive(Debug, Clone, Copy)]
+pub struct HostSetup<'a> {
+    pub database: &'a str,
+    pub hosts: &'a [HostAddr],
+    /// Pair the hosts in the order given.
+    pub circular: bool,
+    pub service_user: &'a str,
+    pub service_password: &'a Secret,
+}
+
+impl CreateOptions {
+    /// The part of the options that is about the hosts.
+    pub fn setup(&self) -> HostSetup<'_> {
+        HostSetup {
+            database: &self.database,
+            hosts: &self.hosts,
+            circular: self.circular,
+            service_user: &self.service_user,
+            service_password: &self.service_password,
+        }
+    }
+}
+
 /// A host as registered in the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredHost {
@@ -170,9 +194,9 @@ pub struct Created {
 
 /// What the directory already says about a listed host before anything is written.
 #[derive(Debug, Clone)]
-struct KnownHost {
-    id: u32,
-    slave_id: Option<u32>,
+pub(crate) struct KnownHost {
+    pub(crate) id: u32,
+    pub(crate) slave_id: Option<u32>,
 }
 
 /// What the directory transaction writes: the options, and what the directory said of the
@@ -230,7 +254,7 @@ pub async fn run(opts: &CreateOptions, out: &mut dyn Write) -> Result<Created> {
             known.insert(addr.clone(), host);
         }
     }
-    let siblings = plan_siblings(opts, &mut dir, &known).await?;
+    let siblings = plan_siblings(&opts.setup(), &mut dir, &known).await?;
     for addr in &opts.hosts {
         match siblings.get(addr) {
             Some(s) => p.say(format_args!("  {addr}: sibling {s}"))?,
@@ -255,11 +279,11 @@ pub async fn run(opts: &CreateOptions, out: &mut dyn Write) -> Result<Created> {
         opts.service_user
     ))?;
     if !hosts.contains_key(&opts.master) {
-        prepare_host(&mut dir, opts).await?;
+        prepare_host(&mut dir, &opts.setup()).await?;
         p.say(format_args!("  {}: ready", opts.master))?;
     }
     for (addr, session) in hosts.iter_mut() {
-        prepare_host(session, opts).await?;
+        prepare_host(session, &opts.setup()).await?;
         p.say(format_args!("  {addr}: ready"))?;
     }
 
@@ -344,21 +368,7 @@ fn print_summary(c: &Created, master: &HostAddr, out: &mut dyn Write) -> Result<
         c.database
     )?;
     writeln!(out, "hosts:")?;
-    let rows: Vec<Vec<String>> = c
-        .hosts
-        .iter()
-        .map(|h| {
-            vec![
-                h.id.to_string(),
-                h.addr.to_string(),
-                h.sibling
-                    .as_ref()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "-".into()),
-            ]
-        })
-        .collect();
-    write_table(out, 2, &["id", "address", "sibling"], &rows)?;
+    write_hosts(out, &c.hosts)?;
     writeln!(out, "{} partitions:", c.partitions.len())?;
     write_partitions(
         out,

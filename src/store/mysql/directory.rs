@@ -66,6 +66,43 @@ pub const DIRECTORY_DDL: &[&str] = &[
         id TINYINT UNSIGNED NOT NULL PRIMARY KEY,
         version BIGINT UNSIGNED NOT NULL
     ) ENGINE=InnoDB",
+    // A move, split or merge of partitions (`thrudoc-admin move|split|merge`): its state lives
+    // here, so that a tool killed on the way can resume or undo it. Servers never read it.
+    "CREATE TABLE IF NOT EXISTS reshape (
+        id INT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+        bucket VARCHAR(64) NOT NULL,
+        kind VARCHAR(8) NOT NULL,
+        state VARCHAR(16) NOT NULL,
+        created_at DATETIME NOT NULL,
+        updated_at DATETIME NOT NULL,
+        finished_at DATETIME NULL,
+        KEY reshape_state (state)
+    ) ENGINE=InnoDB",
+    // The partitions of a reshape: its sources (live until the cutover; `host_id` is where
+    // their changes are captured, `copied_to` the copy's checkpoint) and its targets (directory
+    // rows that stay retired, so no server loads them, until the cutover makes them live).
+    "CREATE TABLE IF NOT EXISTS reshape_partition (
+        reshape_id INT UNSIGNED NOT NULL,
+        directory_id INT UNSIGNED NOT NULL,
+        role VARCHAR(8) NOT NULL,
+        host_id INT UNSIGNED NOT NULL,
+        copied_to VARBINARY(255) NULL,
+        copy_done TINYINT NOT NULL DEFAULT 0,
+        PRIMARY KEY (reshape_id, directory_id),
+        KEY reshape_by_partition (directory_id)
+    ) ENGINE=InnoDB",
+];
+
+/// The tables of [`DIRECTORY_DDL`] by name, for finding out which an older directory lacks.
+pub const DIRECTORY_TABLES: &[&str] = &[
+    "host",
+    "directory",
+    "bucket",
+    "partition_frozen",
+    "partition_moved",
+    "directory_version",
+    "reshape",
+    "reshape_partition",
 ];
 
 /// DDL of one datatable. `k` compares bytewise (VARBINARY), so scans walk keys in byte order.

@@ -1,0 +1,324 @@
+//! On each source master: the change log that makes a copy taken while servers write come out
+//! exact, and the fence that ends those writes for the cutover.
+//!
+//! **The change log.** Before the first row is copied, three triggers on the source table
+//! (`AFTER INSERT`, `UPDATE`, `DELETE`) write the key of every row changed into `l_<id>`, in
+//! the same transaction as the change. Applying the log ([`apply_log`]) reads each logged
+//! key's row from the source *as it is now* and writes it to its target (or deletes it there),
+//! then deletes the log rows it read, by their sequence numbers (never by a range: a
+//! transaction that took a lower number may commit later). So for every key, at any moment
+//! after its rows were first copied, the target holds the source's row, or the key has a log
+//! row not yet applied; once writes stop and the log is empty, target and source are equal.
+//!
+//! **The fence.** For the cutover, three `BEFORE` triggers refuse every write to the source
+//! table with `SIGNAL SQLSTATE '45000'` and a message starting with
+//! [`FENCE_TAG`](crate::mysql::FENCE_TAG); servers wait and write at the new home once the
+//! directory names it. Creating a trigger waits for the writes in flight on the table to end,
+//! so once the fence is in place every write that will ever reach the table is in the log.
+//! Triggers are DDL: they replicate to the sibling, where (row-based replication) they do not
+//! fire for replicated rows.
+
+use std::collections::BTreeSet;
+
+use mysql_async::Value;
+
+use super::copy::{delete_keys, write_rows, DataRow};
+use super::record::{Part, Reshape};
+use super::sessions::Sessions;
+use crate::admin::sql::{column, Query, Session};
+use crate::error::Result;
+use crate::mysql::FENCE_TAG;
+
+/// Log rows applied per round.
+const LOG_BATCH: usize = 1000;
+
+/// The names of a source's triggers: change log (after insert, update, delete), then fence
+/// (before insert, update, delete).
+fn trigger_names(src: &Part) -> ([String; 3], [String; 3]) {
+    let l = src.log_name();
+    let f = format!("f_{:012}", src.id);
+    (
+        [format!("{l}_ai"), format!("{l}_au"), format!("{l}_ad")],
+        [format!("{f}_bi"), format!("{f}_bu"), format!("{f}_bd")],
+    )
+}
+
+/// The triggers on `table` (its current name) in the source's schema.
+async fn triggers_on(s: &mut Session, src: &Part, table: &str) -> Result<BTreeSet<String>> {
+    let rows = s
+        .rows(
+            "reading the triggers",
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
+             WHERE TRIGGER_SCHEMA = ? AND EVENT_OBJECT_TABLE = ?",
+            (src.db.as_str(), table),
+        )
+        .await?;
+    rows.iter()
+        .map(|r| column(r, 0, "reading the triggers"))
+        .collect()
+}
+
+/// Which name the source table has now on its master: its live name, or its retired name
+/// after the cutover's rename; `None` when neither exists.
+pub async fn current_name(s: &mut Session, src: &Part) -> Result<Option<String>> {
+    let rows = s
+        .rows(
+            "looking for the source table",
+            "SELECT TABLE_NAME FROM information_schema.TABLES
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)",
+            (
+                src.db.as_str(),
+                src.datatable.as_str(),
+                src.retired_name().as_str(),
+            ),
+        )
+        .await?;
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| column(r, 0, "looking for the source table"))
+        .collect::<Result<_>>()?;
+    if names.contains(&src.datatable) {
+        Ok(Some(src.datatable.clone()))
+    } else {
+        Ok(names.into_iter().next())
+    }
+}
+
+/// Creates the change log and its triggers on the source's master, those that are missing.
+/// True when a trigger had to be created: changes made before it were not logged, so the copy
+/// must start from the beginning.
+pub async fn install(s: &mut Session, src: &Part) -> Result<bool> {
+    let log = src.qualified(&src.log_name());
+    s.run(
+        "creating the change log",
+        &format!(
+            "CREATE TABLE IF NOT EXISTS {log} (
+                seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                k VARBINARY(255) NOT NULL
+             ) ENGINE=InnoDB"
+        ),
+    )
+    .await?;
+    let present = triggers_on(s, src, &src.datatable).await?;
+    let (names, _) = trigger_names(src);
+    let table = src.table();
+    let bodies = [
+        (
+            "AFTER INSERT",
+            format!("INSERT INTO {log} (k) VALUES (NEW.k)"),
+        ),
+        (
+            "AFTER UPDATE",
+            format!(
+                "BEGIN INSERT INTO {log} (k) VALUES (NEW.k); \
+                 IF OLD.k <> NEW.k THEN INSERT INTO {log} (k) VALUES (OLD.k); END IF; END"
+            ),
+        ),
+        (
+            "AFTER DELETE",
+            format!("INSERT INTO {log} (k) VALUES (OLD.k)"),
+        ),
+    ];
+    let mut created = false;
+    for (name, (when, body)) in names.iter().zip(bodies) {
+        if present.contains(name) {
+            continue;
+        }
+        s.run(
+            "creating a change-log trigger",
+            &format!(
+                "CREATE TRIGGER IF NOT EXISTS {} {when} ON {table} FOR EACH ROW {body}",
+                src.qualified(name)
+            ),
+        )
+        .await?;
+        created = true;
+    }
+    Ok(created)
+}
+
+/// Drops the change log and its triggers (the table may have its retired name by now).
+pub async fn remove(s: &mut Session, src: &Part) -> Result<()> {
+    let (names, _) = trigger_names(src);
+    for name in &names {
+        s.run(
+            "dropping a change-log trigger",
+            &format!("DROP TRIGGER IF EXISTS {}", src.qualified(name)),
+        )
+        .await?;
+    }
+    s.run(
+        "dropping the change log",
+        &format!("DROP TABLE IF EXISTS {}", src.qualified(&src.log_name())),
+    )
+    .await
+}
+
+/// Puts up the fence on the source table (under `table`, its current name).
+pub async fn fence(s: &mut Session, src: &Part, table: &str, reshape: u64) -> Result<()> {
+    let (_, names) = trigger_names(src);
+    let message = format!(
+        "{FENCE_TAG} partition {} is being moved (reshape {reshape}): write at its new home",
+        src.id
+    );
+    for (name, when) in names.iter().zip(["INSERT", "UPDATE", "DELETE"]) {
+        s.run(
+            "fencing the source (a BEFORE trigger that refuses writes)",
+            &format!(
+                "CREATE TRIGGER IF NOT EXISTS {} BEFORE {when} ON {} FOR EACH ROW \
+                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}'",
+                src.qualified(name),
+                src.qualified(table),
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Takes the fence down.
+pub async fn unfence(s: &mut Session, src: &Part) -> Result<()> {
+    let (_, names) = trigger_names(src);
+    for name in &names {
+        s.run(
+            "taking the fence down",
+            &format!("DROP TRIGGER IF EXISTS {}", src.qualified(name)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Rows waiting in the source's change log.
+pub async fn backlog(s: &mut Session, src: &Part) -> Result<u64> {
+    let n: Option<u64> = s
+        .first(
+            "counting the change log",
+            &format!("SELECT COUNT(*) FROM {}", src.qualified(&src.log_name())),
+            (),
+        )
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
+/// What applying the log did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Log rows applied.
+    pub changes: u64,
+    /// The distinct keys among them, in the order first seen (all of them when `keep_keys`).
+    pub keys: Vec<Vec<u8>>,
+}
+
+/// How much of a change log to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upto {
+    /// At least this many log rows, or all there are (while servers write, the log may never
+    /// be empty).
+    Rows(u64),
+    /// Every log row committed when this is called (its sequence numbers up to the largest
+    /// then): with a range of keys locked, every change to them is among those.
+    Now,
+    /// Until the log is empty (once the fence stops the writes).
+    Empty,
+}
+
+/// The largest sequence number in the source's change log (0 when empty).
+async fn last_seq(s: &mut Session, src: &Part) -> Result<u64> {
+    let n: Option<Option<u64>> = s
+        .first(
+            "reading the change log",
+            &format!("SELECT MAX(seq) FROM {}", src.qualified(&src.log_name())),
+            (),
+        )
+        .await?;
+    Ok(n.flatten().unwrap_or(0))
+}
+
+/// Applies the change log of `src` (whose table is `table` now) to the reshape's targets, as
+/// much as `upto` says, and deletes what it applied.
+pub async fn apply_log(
+    sessions: &mut Sessions,
+    r: &Reshape,
+    src: &Part,
+    table: &str,
+    upto: Upto,
+    keep_keys: bool,
+) -> Result<Applied> {
+    let mut applied = Applied::default();
+    let log = src.qualified(&src.log_name());
+    let table = src.qualified(table);
+    let addr = src.addr();
+    let bound = match upto {
+        Upto::Now => Some(last_seq(sessions.get(&addr).await?, src).await?),
+        _ => None,
+    };
+    loop {
+        if let Upto::Rows(n) = upto {
+            if applied.changes >= n {
+                break;
+            }
+        }
+        let s = sessions.get(&addr).await?;
+        let rows = s
+            .rows(
+                "reading the change log",
+                &format!("SELECT seq, k FROM {log} WHERE seq <= ? ORDER BY seq LIMIT {LOG_BATCH}"),
+                (bound.unwrap_or(u64::MAX),),
+            )
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for row in &rows {
+            seqs.push(column::<u64>(row, 0, "reading the change log")?);
+            let k: Vec<u8> = column(row, 1, "reading the change log")?;
+            if seen.insert(k.clone()) {
+                keys.push(k);
+            }
+        }
+        // Each key's row as the source has it now.
+        let marks = vec!["?"; keys.len()].join(",");
+        let params: Vec<Value> = keys.iter().map(|k| Value::Bytes(k.clone())).collect();
+        let found = s
+            .rows(
+                "reading changed rows from the source",
+                &format!("SELECT k, v, modified_at, created_at FROM {table} WHERE k IN ({marks})"),
+                params,
+            )
+            .await?;
+        let mut present = BTreeSet::new();
+        let mut data = Vec::with_capacity(found.len());
+        for row in found {
+            let d = DataRow::from_row(row)?;
+            present.insert(d.k.clone());
+            data.push(d);
+        }
+        let gone: Vec<Vec<u8>> = keys
+            .iter()
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect();
+        write_rows(sessions, r, data).await?;
+        delete_keys(sessions, r, gone).await?;
+        let s = sessions.get(&addr).await?;
+        let list = seqs
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        s.run(
+            "deleting applied log rows",
+            &format!("DELETE FROM {log} WHERE seq IN ({list})"),
+        )
+        .await?;
+        applied.changes += seqs.len() as u64;
+        if keep_keys {
+            applied.keys.extend(keys);
+        }
+    }
+    Ok(applied)
+}
