@@ -115,6 +115,7 @@ fn walk(invoke: Micros, complete: Micros, keys: &[&str], finished: bool) -> Walk
         complete,
         keys: keys.iter().map(|k| k.to_string()).collect(),
         finished,
+        error: None,
     }
 }
 

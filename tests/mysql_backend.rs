@@ -12,7 +12,10 @@ use common::checks::{element, exercise_every_method, walk, INVALID, NO_BUCKET, N
 use common::conformance::{checks_per_run, script, Idl, Values};
 use common::drivers::{Bindings, Lang, Source};
 use common::mariadb::{require_mariadb, wait_replicated, Cluster, MariaDb};
-use common::mysql::{create_bucket, part_of, partitions, sql_hex, thrudoc_on};
+use common::mysql::{
+    create_bucket, create_original_directory, original_fnv, original_place, part_of, partitions,
+    sql_hex, thrudoc_on,
+};
 use common::{code_of, error_code, ThrudocServer};
 use thrudoc::client::ALL_KINDS;
 use thrudoc::codec::{Protocol, Transport};
@@ -50,17 +53,6 @@ fn create(cluster: &Cluster, bucket: &str, parts_per: u32) {
     );
 }
 
-/// The original Thrudoc's modified FNV, written out independently of the crate's.
-fn original_fnv(key: &[u8]) -> u32 {
-    let mut h: u64 = 2_166_136_261;
-    for &b in key {
-        h ^= u64::from(b);
-        h = (h * 16_777_619) & 0xffff_ffff;
-        h ^= u64::from(b);
-    }
-    h as u32
-}
-
 /// A directory exactly as the original Thrudoc left it: only `host` and `directory` (DECIMAL
 /// ranges, no hash column, no version table), datatables with the original column set, rows
 /// placed by the original FNV. Thrudoc must serve it as it is.
@@ -69,46 +61,9 @@ fn an_existing_thrudoc_directory_is_served_unchanged() {
     assert_eq!(original_fnv(b"a"), 3_826_002_253, "hand-computed value");
     let cluster = cluster();
     let h = &cluster.hosts;
-    // Schemas replicate within a pair: create on 1 (reaches 2) and on 3 (reaches 4).
-    for host in [&h[0], &h[2]] {
-        host.sql("CREATE DATABASE legacy");
-    }
-    h[0].sql(&format!(
-        "CREATE TABLE legacy.host (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, hostname VARCHAR(255),
-             port INT, slave_id INT);
-         CREATE TABLE legacy.directory (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-             bucket VARCHAR(255), start DECIMAL(12,10), end DECIMAL(12,10), host_id INT,
-             db VARCHAR(255), datatable VARCHAR(255), created_at DATETIME, retired_at DATETIME);
-         INSERT INTO legacy.host VALUES (1, '127.0.0.1', {}, 2), (2, '127.0.0.1', {}, 1),
-             (3, '127.0.0.1', {}, 4), (4, '127.0.0.1', {}, 3);
-         INSERT INTO legacy.directory VALUES
-             (1, 'tags', 0.00, 0.25, 1, 'legacy', 'd_000000000001', NOW(), NULL),
-             (2, 'tags', 0.25, 0.50, 3, 'legacy', 'd_000000000002', NOW(), NULL),
-             (3, 'tags', 0.50, 0.75, 2, 'legacy', 'd_000000000003', NOW(), NULL),
-             (4, 'tags', 0.75, 1.00, 4, 'legacy', 'd_000000000004', NOW(), NULL),
-             (5, 'tags', 0.00, 1.00, 1, 'legacy', 'd_000000000005', NOW(), NOW());",
-        h[0].port(),
-        h[1].port(),
-        h[2].port(),
-        h[3].port()
-    ));
     // Partition id -> (host index, range end); row 5 is retired and must be ignored.
-    let partitions = [(1, 0, 0.25), (2, 2, 0.50), (3, 1, 0.75), (4, 3, 1.00)];
-    for (id, host, _) in partitions {
-        h[host].sql(&format!(
-            "CREATE TABLE legacy.d_{id:012} (k VARCHAR(255) BINARY NOT NULL PRIMARY KEY,
-                 v LONGBLOB NOT NULL, modified_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
-                 ON UPDATE CURRENT_TIMESTAMP, created_at DATETIME NOT NULL)"
-        ));
-    }
-    let place = |key: &str| {
-        let point = f64::from(original_fnv(key.as_bytes())) / 4_294_967_295.0;
-        partitions
-            .iter()
-            .find(|(_, _, end)| point <= *end)
-            .copied()
-            .unwrap()
-    };
+    let partitions = create_original_directory(&h[..4], "legacy");
+    let place = |key: &str| original_place(&partitions, key);
     // Rows the original server wrote.
     let old: Vec<String> = (0..40).map(|i| format!("{i}-old")).collect();
     for key in &old {

@@ -61,6 +61,9 @@ pub struct Walk {
     pub keys: Vec<String>,
     /// The walk reached its end (a short page); a failed one is `false`.
     pub finished: bool,
+    /// Why a page failed, when one did (a walk the run's end stopped has none).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// One fault, from injection to healing.

@@ -412,6 +412,7 @@ impl Worker {
         let invoke = self.clock.now();
         let mut keys = Vec::new();
         let mut seed = String::new();
+        let mut error = None;
         let finished = loop {
             match call(self.conn().scan(BUCKET.into(), seed.clone(), SCAN_PAGE)) {
                 Called::Ok(page) => {
@@ -423,9 +424,13 @@ impl Worker {
                     }
                     seed = page.seed.unwrap_or_default();
                 }
-                Called::Thrudoc(_) => break false,
-                Called::Broken(_) => {
+                Called::Thrudoc(ex) => {
+                    error = Some(ex.what.unwrap_or_default());
+                    break false;
+                }
+                Called::Broken(why) => {
                     self.broken();
+                    error = Some(why);
                     break false;
                 }
             }
@@ -440,6 +445,7 @@ impl Worker {
             complete: self.clock.now(),
             keys,
             finished,
+            error,
         };
         self.recorder.walks.lock().unwrap().push(walk);
     }
