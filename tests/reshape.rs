@@ -824,8 +824,20 @@ fn a_master_killed_during_a_move_loses_no_acknowledged_write() {
     std::thread::sleep(Duration::from_secs(3));
     setup.cluster.hosts[0].restart();
     tool.wait_for(": done in", Duration::from_secs(150));
+    tool.kill9();
+
+    // The source master, killed during the cutover (with the fence up).
+    let mut a = slow(by_host(0), 3);
+    a.push("--hold-at=fenced:2".into());
+    let mut tool = Background::start(setup.admin_command("move", &a));
+    tool.wait_for("holding at `fenced`", Duration::from_secs(60));
+    setup.cluster.hosts[0].kill9();
+    std::thread::sleep(Duration::from_secs(3));
+    setup.cluster.hosts[0].restart();
+    tool.wait_for(": done in", Duration::from_secs(150));
     let out = tool.kill9();
     println!("{out}");
+    assert!(out.contains("interrupted cutover"), "{out}");
 
     let (history, f) = load.stop();
     println!(
@@ -842,8 +854,19 @@ fn a_master_killed_during_a_move_loses_no_acknowledged_write() {
     assert!(f.phantom.is_empty(), "phantom: {:?}", f.phantom);
     assert!(f.scan_twice.is_empty(), "{:?}", f.scan_twice);
     assert!(f.append_order.is_empty(), "{:?}", f.append_order);
-    let hosts: Vec<usize> = setup.parts().iter().map(|p| p.host).collect();
-    assert!(!hosts.contains(&3) || hosts.iter().filter(|&&h| h == 3).count() == 0);
+    // Every move went through: the partitions of hosts 2, 3, 1, 0 are on 1, 0, 2, 3.
+    let now: BTreeMap<u64, usize> = setup.parts().iter().map(|p| (p.id, p.host)).collect();
+    assert_eq!(now.len(), 4);
+    let mut hosts: Vec<usize> = now.values().copied().collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, [0, 1, 2, 3], "{now:?}");
+    for p in &parts {
+        assert!(
+            !now.contains_key(&p.id),
+            "partition {} was not moved: {now:?}",
+            p.id
+        );
+    }
     setup.settle();
     let verify = setup.admin("verify", &[format!("--tablename={BUCKET}")]);
     assert!(
@@ -1008,4 +1031,209 @@ fn a_partition_of_an_original_thrudoc_directory_moves_with_its_table_as_it_was()
     assert_eq!(on_3, vec![vec!["new".to_string()]]);
     let seen = common::checks::walk(&mut c, "tags", 17);
     assert_eq!(seen.len(), keys.len());
+}
+
+#[test]
+fn a_server_with_an_old_directory_is_fenced_at_the_database() {
+    // Server 1 reads the directory only at start (a poll every 10 minutes): only the database
+    // can stop it from writing the old table.
+    let mut setup = Setup::new(2, 1, 1, 1, 500, "");
+    setup.servers.push(ThrudocServer::start(&mysql_conf(
+        &setup.cluster.hosts[0],
+        Some(&setup.cluster.hosts[1]),
+        DB,
+        &format!("{SERVER_CONF}MYSQL_DIRECTORY_POLL_MS = 600000\n"),
+    )));
+    add_pair(&setup, 1);
+    let part = setup.parts()[0].clone();
+    let key = key_in(&setup, &part);
+    let mut stale = setup.servers[1].client(Transport::Framed, Protocol::Binary);
+    stale
+        .put(BUCKET.into(), key.clone(), b"before".to_vec())
+        .unwrap();
+    setup.admin_ok(
+        "move",
+        &[
+            format!("--tablename={BUCKET}"),
+            format!("--partition={}", part.id),
+            format!("--to={}", setup.addrs[2]),
+        ],
+    );
+    // The stale server writes: the old table is gone, so it reads the directory and writes at
+    // the new home.
+    stale
+        .put(BUCKET.into(), key.clone(), b"after".to_vec())
+        .expect("a write through a server that had not seen the move");
+    let moved = setup.parts()[0].clone();
+    assert_eq!(moved.host, 2);
+    let hex = common::mysql::sql_hex(key.as_bytes());
+    assert_eq!(
+        setup.sql(2, &format!("SELECT v FROM {} WHERE k = {hex}", moved.table)),
+        vec![vec!["after".to_string()]]
+    );
+    assert_eq!(
+        setup.sql(
+            part.host,
+            &format!("SELECT v FROM {DB}.r_{:012} WHERE k = {hex}", part.id)
+        ),
+        vec![vec!["before".to_string()]],
+        "the retired table took no write"
+    );
+    // And the fence itself refuses a write to the retired table at the database.
+    let err = setup.cluster.hosts[part.host]
+        .try_sql(&format!(
+            "INSERT INTO {DB}.r_{:012} (k, v) VALUES ('x', 'y')",
+            part.id
+        ))
+        .unwrap_err();
+    assert!(err.contains("thrudoc fence"), "{err}");
+    assert_eq!(
+        stale.get(BUCKET.into(), key).unwrap(),
+        b"after",
+        "and it reads there too"
+    );
+}
+
+#[test]
+fn the_copy_waits_for_a_lagging_sibling_and_the_check_mends_a_damaged_target() {
+    let setup = Setup::new(2, 1, 1, 1, 3000, "");
+    add_pair(&setup, 1);
+    let part = setup.parts()[0].clone();
+    // The target's sibling stops applying: the copy must wait for it.
+    setup.sql(3, "STOP SLAVE SQL_THREAD");
+    let mut tool = Background::start(setup.admin_command(
+        "move",
+        &[
+            format!("--tablename={BUCKET}"),
+            format!("--partition={}", part.id),
+            format!("--to={}", setup.addrs[2]),
+            "--max-lag=0.5".into(),
+            "--chunk-rows=100".into(),
+            "--max-rate=1000".into(),
+            "--hold-at=copied:3".into(),
+        ],
+    ));
+    tool.wait_for("throttled:", Duration::from_secs(60));
+    let target_rows_while_throttled = rows_in_target(&setup);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        rows_in_target(&setup) <= target_rows_while_throttled + 100,
+        "the copy went on while the sibling lagged"
+    );
+    setup.sql(3, "START SLAVE SQL_THREAD");
+    // With the copy done, the target is damaged behind the tool's back.
+    tool.wait_for("holding at `copied`", Duration::from_secs(60));
+    let target = setup.sql(
+        0,
+        &format!(
+            "SELECT datatable FROM {DB}.reshape_partition rp JOIN {DB}.directory d ON d.id = \
+             rp.directory_id WHERE rp.role = 'target'"
+        ),
+    )[0][0]
+        .clone();
+    // Two keys of the moved partition: rows of its (old) table.
+    let ours: Vec<&String> = setup
+        .preloaded
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| {
+            let hex = common::mysql::sql_hex(k.as_bytes());
+            let q = format!("SELECT COUNT(*) FROM {} WHERE k = {hex}", part.table);
+            setup.sql(part.host, &q)[0][0] == "1"
+        })
+        .take(2)
+        .collect();
+    let (lost, changed) = (ours[0], ours[1]);
+    for (k, sql) in [
+        (lost, format!("DELETE FROM {DB}.{target} WHERE k = ")),
+        (
+            changed,
+            format!("UPDATE {DB}.{target} SET v = 'damaged' WHERE k = "),
+        ),
+    ] {
+        // Only keys of the partition are in the target.
+        setup.sql(2, &format!("{sql}{}", common::mysql::sql_hex(k.as_bytes())));
+    }
+    tool.wait_for(": done in", Duration::from_secs(120));
+    let out = tool.kill9();
+    assert!(out.contains("siblings at most"), "{out}");
+    assert!(
+        out.contains("copied again"),
+        "the check did not mend the target:\n{out}"
+    );
+    assert_preload_intact(&setup);
+}
+
+/// Rows in the table of the reshape's target (0 before it exists).
+fn rows_in_target(setup: &Setup) -> u64 {
+    let t = setup.sql(
+        0,
+        &format!(
+            "SELECT datatable FROM {DB}.reshape_partition rp JOIN {DB}.directory d ON d.id = \
+             rp.directory_id WHERE rp.role = 'target'"
+        ),
+    );
+    t.first()
+        .and_then(|r| {
+            setup.cluster.hosts[2]
+                .try_sql(&format!("SELECT COUNT(*) FROM {DB}.{}", r[0]))
+                .ok()
+        })
+        .and_then(|rows| rows.first()?.first()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_walk_begun_before_a_split_and_a_merge_returns_every_key_once() {
+    let setup = Setup::new(1, 1, 1, 1, 600, "");
+    let mut c = setup.servers[0].client(Transport::Framed, Protocol::Binary);
+    let mut seen: Vec<String> = Vec::new();
+    let mut seed = String::new();
+    for _ in 0..4 {
+        let page = c.scan(BUCKET.into(), seed.clone(), 50).unwrap();
+        seen.extend(
+            page.elements
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|e| e.key),
+        );
+        seed = page.seed.unwrap_or_default();
+    }
+    let parts = setup.parts();
+    // Split both partitions, then merge the first one's halves back.
+    for p in &parts {
+        setup.admin_ok(
+            "split",
+            &[
+                format!("--tablename={BUCKET}"),
+                format!("--partition={}", p.id),
+            ],
+        );
+    }
+    let now = setup.parts();
+    assert_eq!(now.len(), 4);
+    setup.admin_ok(
+        "merge",
+        &[
+            format!("--tablename={BUCKET}"),
+            format!("--partitions={},{}", now[0].id, now[1].id),
+        ],
+    );
+    loop {
+        let page = c
+            .scan(BUCKET.into(), seed.clone(), 50)
+            .expect("the old seed still reads");
+        let elements = page.elements.unwrap_or_default();
+        let n = elements.len();
+        seen.extend(elements.into_iter().filter_map(|e| e.key));
+        seed = page.seed.unwrap_or_default();
+        if n < 50 {
+            break;
+        }
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "a key came twice");
+    assert_eq!(seen.len(), 600, "every key once");
 }

@@ -324,7 +324,7 @@ pub struct ReshapeArgs {
     /// Undo the move, split or merge in progress on these partitions.
     #[arg(long)]
     pub abort: bool,
-    /// Test hook: stop this long at a cutover step (`fenced:SECS` or `renamed:SECS`).
+    /// Test hook: stop this long at a step (`copied:SECS`, `fenced:SECS`, `renamed:SECS`).
     #[arg(long, value_name = "STEP:SECS", hide = true, value_parser = hold_flag)]
     pub hold_at: Option<(String, Duration)>,
 }
@@ -333,8 +333,8 @@ fn hold_flag(value: &str) -> std::result::Result<(String, Duration), String> {
     let (step, secs) = value
         .split_once(':')
         .ok_or_else(|| "give STEP:SECS".to_string())?;
-    if !matches!(step, "fenced" | "renamed") {
-        return Err(format!("unknown step `{step}` (fenced, renamed)"));
+    if !matches!(step, "copied" | "fenced" | "renamed") {
+        return Err(format!("unknown step `{step}` (copied, fenced, renamed)"));
     }
     Ok((step.to_string(), seconds_flag(secs)?))
 }

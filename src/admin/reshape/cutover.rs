@@ -160,7 +160,7 @@ async fn fenced(
 }
 
 /// The test hook of [`super::ReshapeOptions::hold_at`]: stops at step `step` for a while.
-async fn hold(ctx: &Ctx<'_>, step: &str) {
+pub async fn hold(ctx: &Ctx<'_>, step: &str) {
     if let Some((at, wait)) = &ctx.opts.hold_at {
         if at == step {
             eprintln!("thrudoc-admin: holding at `{step}` for {wait:?} (--hold-at)");

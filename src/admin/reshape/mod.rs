@@ -70,7 +70,7 @@ pub struct ReshapeOptions {
     /// Most rows copied per second (0: no limit besides the lag).
     pub max_rate: u64,
     pub tty: bool,
-    /// Test hook: stop for this long when the cutover reaches this step (`fenced`,
-    /// `renamed`), so that a test can kill the tool there.
+    /// Test hook: stop for this long when the reshape reaches this step (`copied`, `fenced`,
+    /// `renamed`), so that a test can kill the tool there or change a table behind its back.
     pub hold_at: Option<(String, Duration)>,
 }

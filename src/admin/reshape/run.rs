@@ -214,6 +214,7 @@ async fn advance(ctx: &mut Ctx<'_>, id: u64, p: &mut Progress<'_>) -> Result<Rep
         }
     }
 
+    cutover::hold(ctx, "copied").await;
     // Compared and caught up, then the cutover. One that fails is undone and the whole run
     // starts again from the directory's record (with fresh connections), in `drive`.
     catch_up(ctx, &r, p).await?;
