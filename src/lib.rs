@@ -36,7 +36,8 @@
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
 //! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
 //! - [`admin`]: the `thrudoc-admin` tool for the MySQL backend (create-tablename, list,
-//!   status, failover, switchover, verify).
+//!   status, failover, switchover, verify; the Directory Manager's move, split, merge,
+//!   rebalance, drain, add-hosts, remove-hosts and gc).
 //! - [`bench`](mod@bench): the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
 //!
 //! Binaries in `src/bin/` only parse their command line and call into this library. The rules

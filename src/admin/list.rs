@@ -5,6 +5,7 @@
 
 use std::io::Write;
 
+use super::reshape::record;
 use super::sql::Login;
 use super::table::{write_partitions, write_table, PartitionLine};
 use crate::error::Result;
@@ -77,11 +78,37 @@ pub async fn run(opts: &ListOptions, out: &mut dyn Write) -> Result<Directory> {
     )
     .await?;
     print(&dir, opts, out)?;
+    print_reshapes(opts, out).await?;
     if let Some(name) = &opts.tablename {
         // Shown above; the exit status says it too.
         dir.bucket(name)?;
     }
     Ok(dir)
+}
+
+/// The moves, splits and merges in progress (of `--tablename`'s bucket, when given), read from
+/// the directory master; nothing when it does not answer or predates them.
+async fn print_reshapes(opts: &ListOptions, out: &mut dyn Write) -> Result<()> {
+    let Ok(mut s) = opts.root.connect(&opts.master, Some(&opts.database)).await else {
+        return Ok(());
+    };
+    let ids = record::unfinished(&mut s).await.unwrap_or_default();
+    for id in ids {
+        let Ok(r) = record::load(&mut s, id).await else {
+            continue;
+        };
+        if opts.tablename.as_ref().is_some_and(|t| *t != r.bucket) {
+            continue;
+        }
+        writeln!(
+            out,
+            "in progress: {} ({}): run its command again to finish it, or with --abort to undo it",
+            r.describe(),
+            r.state
+        )?;
+    }
+    s.close().await;
+    Ok(())
 }
 
 fn address(dir: &Directory, host_id: u32) -> String {

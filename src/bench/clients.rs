@@ -196,9 +196,10 @@ fn client_loop(target: &Target, w: &Workload, index: usize, live: &Live, start: 
     };
     start.wait();
     let deadline = Instant::now() + w.duration;
+    let mut last_look = Instant::now();
     loop {
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || w.told_to_stop(&mut last_look) {
             break;
         }
         let Some(c) = client.as_mut() else {

@@ -108,6 +108,13 @@ pub struct Options {
     /// Seconds any one call or connection attempt may take before it counts as failed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds_flag)]
     pub timeout: Duration,
+    /// Do not write every key before a run with reads (an earlier run filled them).
+    #[arg(long)]
+    pub no_fill: bool,
+    /// End the timed run early once this file exists (a script measuring a load around other
+    /// work, such as a move, creates it when that work is done).
+    #[arg(long, value_name = "FILE")]
+    pub stop_file: Option<PathBuf>,
 }
 
 /// `--transport`.
@@ -155,6 +162,7 @@ impl Options {
             duration: self.duration,
             seed: self.seed,
             timeout: self.timeout,
+            stop_file: self.stop_file.clone(),
         }
     }
 }
@@ -271,7 +279,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         );
     }
 
-    if w.mix.reads() {
+    if w.mix.reads() && !opts.no_fill {
         clients::fill(&target, &w)?;
     }
     let thrudoc = clients::run(&target, &w);

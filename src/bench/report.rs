@@ -145,6 +145,7 @@ mod tests {
                 duration: Duration::from_secs(secs),
                 seed: 1,
                 timeout: Duration::from_secs(10),
+                stop_file: None,
             },
             elapsed: Duration::from_secs(secs),
             tally,

@@ -1,6 +1,7 @@
 //! What both runs share: the workload's parameters, per-client tallies, the live counters the
 //! progress line reads, and the progress line itself.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -25,6 +26,23 @@ pub struct Workload {
     pub seed: u64,
     /// Bound on every call (and connection attempt).
     pub timeout: Duration,
+    /// The timed run ends early once this file exists.
+    pub stop_file: Option<PathBuf>,
+}
+
+impl Workload {
+    /// True once the stop file exists (looked at no more than ten times a second per client,
+    /// through `last_look`).
+    pub fn told_to_stop(&self, last_look: &mut Instant) -> bool {
+        let Some(file) = &self.stop_file else {
+            return false;
+        };
+        if last_look.elapsed() < Duration::from_millis(100) {
+            return false;
+        }
+        *last_look = Instant::now();
+        file.exists()
+    }
 }
 
 /// What one client did: successful elements (`ops`), failed ones (`errors`), calls, the latency

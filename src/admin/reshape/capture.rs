@@ -201,15 +201,6 @@ pub async fn backlog(s: &mut Session, src: &Part) -> Result<u64> {
     Ok(n.unwrap_or(0))
 }
 
-/// What applying the log did.
-#[derive(Debug, Clone, Default)]
-pub struct Applied {
-    /// Log rows applied.
-    pub changes: u64,
-    /// The distinct keys among them, in the order first seen (all of them when `keep_keys`).
-    pub keys: Vec<Vec<u8>>,
-}
-
 /// How much of a change log to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upto {
@@ -235,16 +226,70 @@ async fn last_seq(s: &mut Session, src: &Part) -> Result<u64> {
     Ok(n.flatten().unwrap_or(0))
 }
 
+/// What applying the log did.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// Keys whose logged changes were applied (a key logged twice in one round counts once).
+    pub changes: u64,
+    /// Log rows of keys the copy had not reached, dropped.
+    pub skipped: u64,
+    /// The distinct keys among them, in the order first seen (kept when asked for).
+    pub keys: Vec<Vec<u8>>,
+    /// The log rows applied but not deleted yet (with [`Delete::Later`]).
+    pub seqs: Vec<u64>,
+}
+
+/// When the log rows applied are deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delete {
+    /// As each batch is applied.
+    AsApplied,
+    /// By the caller, with [`delete_applied`], once it holds no row locks on the source: a
+    /// delete by a list of sequence numbers may scan, and so wait for, log rows that servers'
+    /// writes inserted and have not committed, while those writes wait for the caller's locks.
+    Later,
+}
+
+/// How to apply a change log.
+#[derive(Debug, Clone)]
+pub struct Apply {
+    pub upto: Upto,
+    /// Keep the keys applied, for comparing them afterwards.
+    pub keep_keys: bool,
+    pub delete: Delete,
+    /// The copy has gone this far in the source's keys (`None`: all the way): log rows of keys
+    /// after it are dropped, not applied, since the copy reads those rows later, as they are
+    /// then.
+    pub copied_to: Option<Vec<u8>>,
+}
+
+impl Apply {
+    /// As much as `upto` says, deleting as it goes, every key, no keys kept.
+    pub fn upto(upto: Upto) -> Apply {
+        Apply {
+            upto,
+            keep_keys: false,
+            delete: Delete::AsApplied,
+            copied_to: None,
+        }
+    }
+}
+
 /// Applies the change log of `src` (whose table is `table` now) to the reshape's targets, as
-/// much as `upto` says, and deletes what it applied.
+/// `how` says.
 pub async fn apply_log(
     sessions: &mut Sessions,
     r: &Reshape,
     src: &Part,
     table: &str,
-    upto: Upto,
-    keep_keys: bool,
+    how: &Apply,
 ) -> Result<Applied> {
+    let Apply {
+        upto,
+        keep_keys,
+        delete,
+        ref copied_to,
+    } = *how;
     let mut applied = Applied::default();
     let log = src.qualified(&src.log_name());
     let table = src.qualified(table);
@@ -253,9 +298,12 @@ pub async fn apply_log(
         Upto::Now => Some(last_seq(sessions.get(&addr).await?, src).await?),
         _ => None,
     };
+    // Log rows are read in sequence order after this one: rows applied and not deleted yet
+    // are not read twice.
+    let mut after = 0u64;
     loop {
         if let Upto::Rows(n) = upto {
-            if applied.changes >= n {
+            if applied.changes + applied.skipped >= n {
                 break;
             }
         }
@@ -263,8 +311,11 @@ pub async fn apply_log(
         let rows = s
             .rows(
                 "reading the change log",
-                &format!("SELECT seq, k FROM {log} WHERE seq <= ? ORDER BY seq LIMIT {LOG_BATCH}"),
-                (bound.unwrap_or(u64::MAX),),
+                &format!(
+                    "SELECT seq, k FROM {log} WHERE seq > ? AND seq <= ? ORDER BY seq \
+                     LIMIT {LOG_BATCH}"
+                ),
+                (after, bound.unwrap_or(u64::MAX)),
             )
             .await?;
         if rows.is_empty() {
@@ -276,9 +327,21 @@ pub async fn apply_log(
         for row in &rows {
             seqs.push(column::<u64>(row, 0, "reading the change log")?);
             let k: Vec<u8> = column(row, 1, "reading the change log")?;
+            if copied_to.as_ref().is_some_and(|c| k > *c) {
+                applied.skipped += 1;
+                continue;
+            }
             if seen.insert(k.clone()) {
                 keys.push(k);
             }
+        }
+        after = seqs.iter().copied().max().unwrap_or(after);
+        if keys.is_empty() {
+            match delete {
+                Delete::AsApplied => delete_applied(sessions, src, &seqs).await?,
+                Delete::Later => applied.seqs.extend(&seqs),
+            }
+            continue;
         }
         // Each key's row as the source has it now.
         let marks = vec!["?"; keys.len()].join(",");
@@ -304,21 +367,35 @@ pub async fn apply_log(
             .collect();
         write_rows(sessions, r, data).await?;
         delete_keys(sessions, r, gone).await?;
-        let s = sessions.get(&addr).await?;
-        let list = seqs
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        s.run(
-            "deleting applied log rows",
-            &format!("DELETE FROM {log} WHERE seq IN ({list})"),
-        )
-        .await?;
-        applied.changes += seqs.len() as u64;
+        applied.changes += keys.len() as u64;
+        match delete {
+            Delete::AsApplied => delete_applied(sessions, src, &seqs).await?,
+            Delete::Later => applied.seqs.extend(&seqs),
+        }
         if keep_keys {
             applied.keys.extend(keys);
         }
     }
     Ok(applied)
+}
+
+/// Deletes log rows `seqs` of `src` (applied already).
+pub async fn delete_applied(sessions: &mut Sessions, src: &Part, seqs: &[u64]) -> Result<()> {
+    let log = src.qualified(&src.log_name());
+    for chunk in seqs.chunks(LOG_BATCH) {
+        let list = chunk
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        sessions
+            .get(&src.addr())
+            .await?
+            .run(
+                "deleting applied log rows",
+                &format!("DELETE FROM {log} WHERE seq IN ({list})"),
+            )
+            .await?;
+    }
+    Ok(())
 }

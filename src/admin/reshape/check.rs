@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Value;
 
-use super::capture::{apply_log, Upto};
+use super::capture::{apply_log, delete_applied, Apply, Delete, Upto};
 use super::copy::{delete_keys, write_rows, DataRow};
 use super::record::Reshape;
 use super::run::Ctx;
@@ -185,17 +185,15 @@ async fn check_range(
         source_sum = (source_sum.0 + n, source_sum.1 ^ x);
         lockers.push(s);
     }
+    let mut applied: Vec<Vec<u64>> = Vec::new();
     let outcome = async {
         for src in &r.sources {
-            apply_log(
-                &mut ctx.sessions,
-                r,
-                &src.part,
-                &src.part.datatable,
-                Upto::Now,
-                false,
-            )
-            .await?;
+            let how = Apply {
+                delete: Delete::Later,
+                ..Apply::upto(Upto::Now)
+            };
+            let a = apply_log(&mut ctx.sessions, r, &src.part, &src.part.datatable, &how).await?;
+            applied.push(a.seqs);
         }
         let target_sum = targets_summary(ctx, r, range).await?;
         if target_sum == source_sum {
@@ -225,6 +223,10 @@ async fn check_range(
     for mut s in lockers {
         let _ = s.run("ending a locking read", "COMMIT").await;
         s.close().await;
+    }
+    // With the locks gone, the log rows applied under them go too.
+    for (src, seqs) in r.sources.iter().zip(&applied) {
+        delete_applied(&mut ctx.sessions, &src.part, seqs).await?;
     }
     outcome
 }

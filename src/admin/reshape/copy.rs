@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::{Row, Value};
 
-use super::capture::{apply_log, Upto};
+use super::capture::{apply_log, Apply, Upto};
 use super::lag::Lag;
 use super::record::{checkpoint, Reshape};
 use super::run::Ctx;
@@ -139,14 +139,27 @@ fn target_index(r: &Reshape, key: &[u8]) -> Result<usize> {
 pub struct Copied {
     pub rows: u64,
     pub bytes: u64,
-    /// Change-log rows applied during the copy.
+    /// Changes applied during the copy (to rows copied already).
     pub changes: u64,
+    /// Changes dropped during the copy: to rows not copied yet, which the copy read as they
+    /// were by then.
+    pub skipped: u64,
     pub elapsed: Duration,
     /// Time spent waiting for the targets' siblings.
     pub throttled: Duration,
 }
 
 impl Copied {
+    /// Adds what another run of the copy did (a resumed copy's figures add up).
+    pub fn add(&mut self, other: &Copied) {
+        self.rows += other.rows;
+        self.bytes += other.bytes;
+        self.changes += other.changes;
+        self.skipped += other.skipped;
+        self.elapsed += other.elapsed;
+        self.throttled += other.throttled;
+    }
+
     pub fn rows_per_sec(&self) -> f64 {
         self.rows as f64 / self.elapsed.as_secs_f64().max(1e-3)
     }
@@ -235,16 +248,13 @@ pub async fn copy_all(
                 }
             }
             if last_chunk || last_tick.elapsed() >= EVERY {
-                let applied = apply_log(
-                    &mut ctx.sessions,
-                    r,
-                    &src,
-                    &src.datatable,
-                    Upto::Rows(10_000),
-                    false,
-                )
-                .await?;
+                let how = Apply {
+                    copied_to: Some(after.clone()),
+                    ..Apply::upto(Upto::Rows(10_000))
+                };
+                let applied = apply_log(&mut ctx.sessions, r, &src, &src.datatable, &how).await?;
                 copied.changes += applied.changes;
+                copied.skipped += applied.skipped;
                 r.sources[i].copied_to = Some(after.clone());
                 r.sources[i].copy_done = last_chunk;
                 checkpoint(&mut ctx.dirs, r.id, &r.sources[i]).await?;

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::capture::{self, apply_log, Upto};
+use super::capture::{self, apply_log, Apply, Upto};
 use super::check::same_rows;
 use super::lag::Lag;
 use super::record::{self, Reshape, State};
@@ -104,7 +104,11 @@ async fn fenced(
     let mut last = 0;
     let mut keys = Vec::new();
     for (src, name) in r.sources.iter().zip(&names) {
-        let applied = apply_log(&mut ctx.sessions, r, &src.part, name, Upto::Empty, true).await?;
+        let how = Apply {
+            keep_keys: true,
+            ..Apply::upto(Upto::Empty)
+        };
+        let applied = apply_log(&mut ctx.sessions, r, &src.part, name, &how).await?;
         last += applied.changes;
         keys.extend(applied.keys);
     }

@@ -31,8 +31,10 @@ struct Watched {
 pub struct Lag {
     max: Duration,
     watched: Vec<Watched>,
-    /// The longest lag seen (an upper bound, to the second a check was made).
+    /// The longest lag seen at a check.
     pub worst: Duration,
+    /// The lag at the last check.
+    now: Duration,
     last_check: Instant,
 }
 
@@ -79,6 +81,7 @@ impl Lag {
             max,
             watched,
             worst: Duration::ZERO,
+            now: Duration::ZERO,
             last_check: Instant::now(),
         })
     }
@@ -94,6 +97,7 @@ impl Lag {
         let check_all = self.last_check.elapsed() >= Duration::from_secs(1);
         let max = self.max;
         let mut lost: Vec<usize> = Vec::new();
+        let mut seen = Duration::ZERO;
         for (i, w) in self.watched.iter_mut().enumerate() {
             let pos = replica::binlog_pos(sessions.get(&w.master).await?)
                 .await?
@@ -103,8 +107,12 @@ impl Lag {
             if !due && !check_all {
                 continue;
             }
-            match settle(w, sessions, max, p, &mut self.worst).await {
-                Ok(w_waited) => waited += w_waited,
+            match settle(w, sessions, max, p).await {
+                Ok((w_waited, lag)) => {
+                    waited += w_waited;
+                    self.worst = self.worst.max(lag);
+                    seen = seen.max(lag);
+                }
                 Err(e) => {
                     p.warn(format!(
                         "lost the target's sibling {} ({e}): its lag is no longer watched",
@@ -120,6 +128,7 @@ impl Lag {
         }
         if check_all {
             self.last_check = Instant::now();
+            self.now = seen;
         }
         Ok(waited)
     }
@@ -141,32 +150,28 @@ impl Lag {
         Ok(true)
     }
 
-    /// `siblings' lag < 1.0 s` or `no sibling watched`, for progress lines.
+    /// `siblings' lag 0.3 s` (as last checked, at most a second ago) or `no sibling watched`,
+    /// for progress lines.
     pub fn describe(&self) -> String {
         if self.watched.is_empty() {
             return "no sibling watched".into();
         }
-        let now = self
-            .watched
-            .iter()
-            .filter_map(|w| w.pending.front().map(|(at, _)| at.elapsed()))
-            .max()
-            .unwrap_or(Duration::ZERO);
-        format!("siblings' lag < {:.1} s", now.as_secs_f64().max(0.1))
+        format!("siblings' lag {:.1} s", self.now.as_secs_f64())
     }
 }
 
 /// Drops the positions `w`'s sibling has applied; while the oldest left is older than `max`,
-/// waits for it. The time waited.
+/// waits for it. The time waited, and the lag found first (the age of the oldest position the
+/// sibling had not applied).
 async fn settle(
     w: &mut Watched,
     sessions: &mut Sessions,
     max: Duration,
     p: &mut Progress<'_>,
-    worst: &mut Duration,
-) -> Result<Duration> {
+) -> Result<(Duration, Duration)> {
     let started = Instant::now();
     let mut said = false;
+    let mut lag: Option<Duration> = None;
     loop {
         let applied = replica::slave_pos(sessions.get(&w.sibling).await?).await?;
         while w
@@ -179,7 +184,7 @@ async fn settle(
         let Some((at, pos)) = w.pending.front().cloned() else {
             break;
         };
-        *worst = (*worst).max(at.elapsed());
+        lag.get_or_insert(at.elapsed());
         if at.elapsed() < max {
             break;
         }
@@ -196,9 +201,10 @@ async fn settle(
         let s = sessions.get(&w.sibling).await?;
         replica::wait_applied(s, &pos, Duration::from_secs(1), &mut |_, _| Ok(())).await?;
     }
-    Ok(if said {
+    let waited = if said {
         started.elapsed()
     } else {
         Duration::ZERO
-    })
+    };
+    Ok((waited, lag.unwrap_or(Duration::ZERO)))
 }

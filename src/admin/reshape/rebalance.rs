@@ -321,15 +321,20 @@ pub async fn run(opts: &RebalanceOptions, out: &mut dyn Write) -> Result<usize> 
         }
         first = false;
         let Some((bucket, step)) = next else {
-            writeln!(
-                out,
-                "{}",
-                if taken == 0 {
-                    "nothing to do: every bucket is balanced"
-                } else {
-                    "balanced"
-                }
-            )?;
+            if taken == 0 {
+                writeln!(out, "nothing to do: every bucket is balanced")?;
+                return Ok(0);
+            }
+            writeln!(out)?;
+            writeln!(out, "balanced after {taken} steps:")?;
+            for bucket in &buckets {
+                let parts = bucket_loads(ro, &dir, bucket).await?;
+                let rows: Vec<Vec<String>> = loads(&parts, &hosts)
+                    .iter()
+                    .map(|(h, l)| vec![bucket.clone(), host_name(&dir, *h), l.to_string()])
+                    .collect();
+                write_table(out, 2, &["bucket", "host", "rows"], &rows)?;
+            }
             return Ok(taken);
         };
         if !opts.execute {

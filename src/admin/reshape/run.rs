@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::capture::{self, apply_log, Upto};
+use super::capture::{self, apply_log, Apply, Upto};
 use super::check::{check_all, Checked};
 use super::copy::{copy_all, Copied};
 use super::cutover::{self, drop_targets, unfence_all, CutOver};
@@ -76,6 +76,11 @@ pub async fn drive(opts: &ReshapeOptions, id: u64, out: &mut dyn Write) -> Resul
     let mut progress = Progress::new(out, opts.tty);
     let p = &mut progress;
     let mut pause = Duration::from_millis(500);
+    // What every attempt did adds up here.
+    let mut report = Report {
+        id,
+        ..Report::default()
+    };
     loop {
         let attempt = async {
             let dirs = open(opts, id).await?;
@@ -85,9 +90,9 @@ pub async fn drive(opts: &ReshapeOptions, id: u64, out: &mut dyn Write) -> Resul
                 sessions: Sessions::new(&opts.root),
             };
             let result = if opts.abort {
-                abort(&mut ctx, id, p).await
+                abort(&mut ctx, id, &mut report, p).await
             } else {
-                advance(&mut ctx, id, p).await
+                advance(&mut ctx, id, &mut report, p).await
             };
             ctx.sessions.close().await;
             ctx.dirs.close().await;
@@ -95,7 +100,7 @@ pub async fn drive(opts: &ReshapeOptions, id: u64, out: &mut dyn Write) -> Resul
         }
         .await;
         match attempt {
-            Ok(mut report) => {
+            Ok(()) => {
                 report.elapsed = started.elapsed();
                 report.warnings = progress.take_warnings();
                 return Ok(report);
@@ -126,19 +131,19 @@ pub async fn drive(opts: &ReshapeOptions, id: u64, out: &mut dyn Write) -> Resul
     }
 }
 
-/// From the recorded state to done.
-async fn advance(ctx: &mut Ctx<'_>, id: u64, p: &mut Progress<'_>) -> Result<Report> {
+/// From the recorded state to done, adding what it did to `report`.
+async fn advance(
+    ctx: &mut Ctx<'_>,
+    id: u64,
+    report: &mut Report,
+    p: &mut Progress<'_>,
+) -> Result<()> {
     let mut r = record::load(&mut ctx.dirs, id).await?;
-    let mut report = Report {
-        id,
-        description: r.describe(),
-        ..Report::default()
-    };
+    report.description = r.describe();
     match r.state {
         State::Done => {
             p.say(format_args!("{} is done", r.describe()))?;
-            cleanup(ctx, &r, p).await?;
-            return Ok(report);
+            return cleanup(ctx, &r, p).await;
         }
         State::Aborted => {
             return Err(Error::invalid(format!(
@@ -198,18 +203,19 @@ async fn advance(ctx: &mut Ctx<'_>, id: u64, p: &mut Progress<'_>) -> Result<Rep
                 record::checkpoint(&mut ctx.dirs, r.id, &r.sources[i]).await?;
             }
         }
-        report.copied = copy_all(ctx, &mut r, &mut lag, p).await?;
-        if report.copied.rows > 0 {
+        let copied = copy_all(ctx, &mut r, &mut lag, p).await?;
+        report.copied.add(&copied);
+        if copied.rows > 0 {
             p.say(format_args!(
             "copied {} rows ({:.1} MB) in {:.1} s: {:.0} rows/s, {:.1} MB/s ({:.1} s throttled \
              by the siblings' lag); {} changes applied meanwhile",
-            report.copied.rows,
-            report.copied.bytes as f64 / 1e6,
-            report.copied.elapsed.as_secs_f64(),
-            report.copied.rows_per_sec(),
-            report.copied.mb_per_sec(),
-            report.copied.throttled.as_secs_f64(),
-            report.copied.changes
+            copied.rows,
+            copied.bytes as f64 / 1e6,
+            copied.elapsed.as_secs_f64(),
+            copied.rows_per_sec(),
+            copied.mb_per_sec(),
+            copied.throttled.as_secs_f64(),
+            copied.changes
         ))?;
         }
     }
@@ -233,9 +239,8 @@ async fn advance(ctx: &mut Ctx<'_>, id: u64, p: &mut Progress<'_>) -> Result<Rep
     }
     catch_up(ctx, &r, p).await?;
     report.cutover = cutover::cutover(ctx, &mut r, &mut lag, p).await?;
-    report.worst_lag = lag.worst;
-    cleanup(ctx, &r, p).await?;
-    Ok(report)
+    report.worst_lag = report.worst_lag.max(lag.worst);
+    cleanup(ctx, &r, p).await
 }
 
 /// `SHOW CREATE TABLE` of `db`.`table`.
@@ -276,8 +281,7 @@ async fn catch_up(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> Resul
                 r,
                 &src.part,
                 &src.part.datatable,
-                Upto::Now,
-                false,
+                &Apply::upto(Upto::Now),
             )
             .await?;
             round += applied.changes;
@@ -315,13 +319,14 @@ async fn cleanup(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> Result
 
 /// Undoes reshape `id`: fences down and tables renamed back, change logs and targets dropped,
 /// target rows deleted.
-async fn abort(ctx: &mut Ctx<'_>, id: u64, p: &mut Progress<'_>) -> Result<Report> {
+async fn abort(
+    ctx: &mut Ctx<'_>,
+    id: u64,
+    report: &mut Report,
+    p: &mut Progress<'_>,
+) -> Result<()> {
     let r = record::load(&mut ctx.dirs, id).await?;
-    let report = Report {
-        id,
-        description: r.describe(),
-        ..Report::default()
-    };
+    report.description = r.describe();
     if !r.state.unfinished() {
         return Err(Error::invalid(format!(
             "{} is {}: there is nothing to undo",
@@ -341,8 +346,7 @@ async fn abort(ctx: &mut Ctx<'_>, id: u64, p: &mut Progress<'_>) -> Result<Repor
     p.say(format_args!(
         "undone: change logs and target tables dropped, target rows deleted (directory version \
          {version})"
-    ))?;
-    Ok(report)
+    ))
 }
 
 /// The summary of a finished reshape.
@@ -356,12 +360,14 @@ pub fn print_report(r: &Report, out: &mut dyn Write) -> Result<()> {
     )?;
     writeln!(
         out,
-        "  copy:      {} rows, {:.1} MB, {:.0} rows/s, {:.1} MB/s; {} changes applied during it",
+        "  copy:      {} rows, {:.1} MB, {:.0} rows/s, {:.1} MB/s; meanwhile {} changes applied, \
+         {} to rows not copied yet left to the copy",
         r.copied.rows,
         r.copied.bytes as f64 / 1e6,
         r.copied.rows_per_sec(),
         r.copied.mb_per_sec(),
-        r.copied.changes
+        r.copied.changes,
+        r.copied.skipped
     )?;
     writeln!(
         out,
