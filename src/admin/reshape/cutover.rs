@@ -8,7 +8,8 @@
 //!    there).
 //! 5. Each source table is renamed `r_<id>`: a server that still routes there fails at once
 //!    (no such table), reads included, and asks the directory again; nothing can be read from
-//!    the old table any more, so no key is readable in two places.
+//!    the old table any more, so no key is readable in two places. The sources' siblings get
+//!    a moment to apply the rename too (they serve reads when a master is down).
 //! 6. One directory transaction retires the sources and makes the targets live.
 //!
 //! Steps 2 to 5 are undone (rename back, fence down, back to copying) when one fails before
@@ -22,8 +23,10 @@ use super::lag::Lag;
 use super::record::{self, Reshape, State};
 use super::run::Ctx;
 use crate::admin::progress::Progress;
+use crate::admin::replica;
 use crate::admin::sql::{quote_ident, Query};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::HostAddr;
 
 /// How long the targets' siblings may take to apply the last changes during the pause.
 const SIBLING_WAIT: Duration = Duration::from_secs(2);
@@ -94,6 +97,20 @@ async fn fenced(
     ctx.dirs
         .run("checking that the directory master answers", "SELECT 1")
         .await?;
+    // Sessions to the sources' siblings, opened before the pause rather than in it (one that
+    // does not answer is only warned about, after the rename).
+    let mut siblings = Vec::new();
+    for src in &r.sources {
+        if let Some(sibling) = &src.part.sibling {
+            match ctx.sessions.get(&sibling.address()).await {
+                Ok(_) => siblings.push(sibling.address()),
+                Err(e) => p.warn(format!(
+                    "the source's sibling {} does not answer ({e}): the cutover goes on without it",
+                    sibling.address()
+                ))?,
+            }
+        }
+    }
     p.say("cutover: fencing the sources (writes to them wait from now on) ...")?;
     let fence_at = Instant::now();
     for (src, name) in r.sources.iter().zip(&names) {
@@ -146,6 +163,7 @@ async fn fenced(
         *name = src.part.retired_name();
     }
     hold(ctx, "renamed").await;
+    rename_reached_siblings(ctx, r, &siblings, p).await?;
     let version = record::commit(&mut ctx.dirs, r).await?;
     r.state = State::Done;
     let pause = fence_at.elapsed();
@@ -161,6 +179,52 @@ async fn fenced(
         last_changes: last,
         version,
     })
+}
+
+/// Waits (briefly) for each source's sibling to apply the rename: a server that still routes
+/// to the old table and finds its master down reads the sibling, and must fail there too
+/// rather than read a table that no longer takes writes. A sibling that does not answer, or
+/// lags more than [`SIBLING_WAIT`], is said and not waited for: it is no worse than the lag a
+/// failover always reads at.
+async fn rename_reached_siblings(
+    ctx: &mut Ctx<'_>,
+    r: &Reshape,
+    reachable: &[HostAddr],
+    p: &mut Progress<'_>,
+) -> Result<()> {
+    for src in &r.sources {
+        let Some(sibling) = src.part.sibling.as_ref().map(|s| s.address()) else {
+            continue;
+        };
+        if !reachable.contains(&sibling) {
+            continue;
+        }
+        let master = src.part.addr();
+        let reached = tokio::time::timeout(SIBLING_WAIT + Duration::from_secs(1), async {
+            let sibling_server = replica::server_id(ctx.sessions.get(&sibling).await?).await?;
+            let pos = replica::binlog_pos(ctx.sessions.get(&master).await?)
+                .await?
+                .without_server(sibling_server);
+            let s = ctx.sessions.get(&sibling).await?;
+            replica::wait_applied(s, &pos, SIBLING_WAIT, &mut |_, _| Ok(())).await
+        })
+        .await
+        .unwrap_or(Ok(false));
+        match reached {
+            Ok(true) => {}
+            Ok(false) => p.warn(format!(
+                "{sibling} has not applied the rename of {} within {} s: until it does, a server \
+                 reading there while {master} is down may read the old table",
+                src.part.datatable,
+                SIBLING_WAIT.as_secs()
+            ))?,
+            Err(e) => p.warn(format!(
+                "cannot see whether {sibling} applied the rename of {} ({e})",
+                src.part.datatable
+            ))?,
+        }
+    }
+    Ok(())
 }
 
 /// The test hook of [`super::ReshapeOptions::hold_at`]: stops at step `step` for a while.
