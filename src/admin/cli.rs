@@ -894,6 +894,74 @@ mod tests {
     }
 
     #[test]
+    fn the_directory_manager_commands_have_their_defaults() {
+        let cli = Cli::try_parse_from([
+            "thrudoc-admin",
+            "move",
+            "--tablename=t",
+            "--partition=7",
+            "--to=db3:3306",
+        ])
+        .unwrap();
+        let Command::Move(args) = &cli.command else {
+            panic!("parsed another command")
+        };
+        let opts = args.reshape.options(&args.connection, false).unwrap();
+        assert_eq!(opts.max_lag, Duration::from_secs(1));
+        assert_eq!(opts.chunk_rows, 1000);
+        assert_eq!(opts.retry_for, Duration::from_secs(300));
+        assert!(!opts.abort && opts.hold_at.is_none() && opts.max_rate == 0);
+        // --abort needs no --to; a move without either is refused.
+        assert!(Cli::try_parse_from([
+            "thrudoc-admin",
+            "move",
+            "--tablename=t",
+            "--partition=7",
+            "--abort"
+        ])
+        .is_ok());
+        assert!(
+            Cli::try_parse_from(["thrudoc-admin", "move", "--tablename=t", "--partition=7"])
+                .is_err()
+        );
+        assert_eq!(partition_pair("3, 5").unwrap(), [3, 5]);
+        for bad in ["3", "3,3", "3,x", "1,2,3"] {
+            assert!(partition_pair(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            &[
+                "thrudoc-admin",
+                "split",
+                "--tablename=t",
+                "--partition=1",
+                "--hold-at=nowhere:1",
+            ][..],
+            &["thrudoc-admin", "gc", "--older-than=5y"],
+            &[
+                "thrudoc-admin",
+                "rebalance",
+                "--tablename=t",
+                "--max-rows-per-partition=0",
+            ],
+            &[
+                "thrudoc-admin",
+                "move",
+                "--tablename=t",
+                "--partition=1",
+                "--to=h",
+                "--max-lag=0",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["thrudoc-admin", "gc", "--older-than=7d"]).unwrap();
+        let Command::Gc(args) = &cli.command else {
+            panic!("parsed another command")
+        };
+        assert_eq!(args.older_than, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
     fn secrets_never_show_in_debug_output() {
         let cli = Cli::try_parse_from([
             "thrudoc-admin",

@@ -174,6 +174,12 @@ async fn check_range(
     range: &Range,
     checked: &mut Checked,
 ) -> Result<u64> {
+    // The log first without locks, so that what is applied under them (and so the time the
+    // servers' writes to the range wait) is only what came in since.
+    for src in &r.sources {
+        let how = Apply::upto(Upto::Now);
+        apply_log(&mut ctx.sessions, r, &src.part, &src.part.datatable, &how).await?;
+    }
     // One extra session per source holds the locks while the usual sessions work.
     let mut lockers: Vec<Session> = Vec::new();
     let mut source_sum = (0u64, 0u64);

@@ -248,14 +248,28 @@ pub async fn copy_all(
                 }
             }
             if last_chunk || last_tick.elapsed() >= EVERY {
-                let how = Apply {
-                    copied_to: Some(after.clone()),
-                    ..Apply::upto(Upto::Rows(10_000))
-                };
-                let applied = apply_log(&mut ctx.sessions, r, &src, &src.datatable, &how).await?;
-                copied.changes += applied.changes;
-                copied.skipped += applied.skipped;
                 r.sources[i].copied_to = Some(after.clone());
+                // Every source's log, not only this one's: a merge's other source keeps its
+                // log short too (all of it dropped before its copy starts, applied after).
+                for j in 0..r.sources.len() {
+                    let other = &r.sources[j];
+                    let copied_to = match (j.cmp(&i), other.copy_done) {
+                        (_, true) => None,
+                        (std::cmp::Ordering::Greater, false) => {
+                            Some(other.copied_to.clone().unwrap_or_default())
+                        }
+                        _ => other.copied_to.clone(),
+                    };
+                    let how = Apply {
+                        copied_to,
+                        ..Apply::upto(Upto::Rows(10_000))
+                    };
+                    let part = other.part.clone();
+                    let applied =
+                        apply_log(&mut ctx.sessions, r, &part, &part.datatable, &how).await?;
+                    copied.changes += applied.changes;
+                    copied.skipped += applied.skipped;
+                }
                 r.sources[i].copy_done = last_chunk;
                 checkpoint(&mut ctx.dirs, r.id, &r.sources[i]).await?;
                 last_tick = Instant::now();
