@@ -324,7 +324,8 @@ pub struct ReshapeArgs {
     /// Undo the move, split or merge in progress on these partitions.
     #[arg(long)]
     pub abort: bool,
-    /// Test hook: stop this long at a step (`copied:SECS`, `fenced:SECS`, `renamed:SECS`).
+    /// Test hook: stop this long at a step (`last-chunk:SECS`, `copied:SECS`, `fenced:SECS`,
+    /// `renamed:SECS`).
     #[arg(long, value_name = "STEP:SECS", hide = true, value_parser = hold_flag)]
     pub hold_at: Option<(String, Duration)>,
 }
@@ -333,8 +334,10 @@ fn hold_flag(value: &str) -> std::result::Result<(String, Duration), String> {
     let (step, secs) = value
         .split_once(':')
         .ok_or_else(|| "give STEP:SECS".to_string())?;
-    if !matches!(step, "copied" | "fenced" | "renamed") {
-        return Err(format!("unknown step `{step}` (copied, fenced, renamed)"));
+    if !matches!(step, "last-chunk" | "copied" | "fenced" | "renamed") {
+        return Err(format!(
+            "unknown step `{step}` (last-chunk, copied, fenced, renamed)"
+        ));
     }
     Ok((step.to_string(), seconds_flag(secs)?))
 }

@@ -31,6 +31,8 @@ use crate::mysql::FENCE_TAG;
 
 /// Log rows applied per round.
 const LOG_BATCH: usize = 1000;
+/// Log rows of each source applied between two looks at how far a catch-up has come.
+const CATCH_UP_ROUND: u64 = 10_000;
 
 /// The names of a source's triggers: change log (after insert, update, delete), then fence
 /// (before insert, update, delete).
@@ -398,4 +400,32 @@ pub async fn delete_applied(sessions: &mut Sessions, src: &Part, seqs: &[u64]) -
             .await?;
     }
     Ok(())
+}
+
+/// Applies every source's change log in rounds until a round finds fewer than `calm` rows
+/// (then what is left is small), calling `tick` with the changes applied so far after each
+/// round that did not. Under writes faster than it can apply, it goes on (and says so
+/// through `tick`): nothing is gained by cutting over behind the writes. The changes applied.
+pub async fn catch_up(
+    sessions: &mut Sessions,
+    r: &Reshape,
+    calm: u64,
+    tick: &mut dyn FnMut(u64, f64) -> Result<()>,
+) -> Result<u64> {
+    let started = std::time::Instant::now();
+    let mut total = 0;
+    loop {
+        let mut round = 0;
+        for src in &r.sources {
+            let how = Apply::upto(Upto::Rows(CATCH_UP_ROUND));
+            let applied = apply_log(sessions, r, &src.part, &src.part.datatable, &how).await?;
+            round += applied.changes + applied.skipped;
+            total += applied.changes;
+        }
+        if round < calm {
+            return Ok(total);
+        }
+        let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        tick(total, rate)?;
+    }
 }

@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Value;
 
-use super::capture::{apply_log, delete_applied, Apply, Delete, Upto};
+use super::capture::{self, apply_log, backlog, delete_applied, Apply, Delete, Upto};
 use super::copy::{delete_keys, write_rows, DataRow};
 use super::record::Reshape;
 use super::run::Ctx;
+use super::run::CALM;
 use crate::admin::progress::Progress;
 use crate::admin::sql::{column, Query, Session};
 use crate::error::{Error, ErrorKind, Result};
@@ -27,6 +28,9 @@ use crate::mysql::{code, server_code};
 const CHECK_ROWS: usize = 2000;
 /// Times a range is tried again after a deadlock or lock wait timeout with the servers' writes.
 const LOCK_TRIES: u32 = 5;
+/// Most change-log rows applied while a range is locked; with more waiting, the locks are let
+/// go and the logs caught up first.
+const LOCKED_MOST: u64 = 2000;
 
 /// The row count and checksum of a key range.
 const SUMMARY: &str = "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS(0x00, \
@@ -126,8 +130,18 @@ pub async fn check_all(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> 
         };
         let mut tries = 0;
         let rows = loop {
+            // Caught up first, so that little is applied under the range's locks (the servers'
+            // writes to the range wait while they are held).
+            capture::catch_up(&mut ctx.sessions, r, CALM, &mut |total, rate| {
+                p.tick(format_args!(
+                    "  catching up before comparing: {total} changes applied ({rate:.0}/s)"
+                ))
+            })
+            .await?;
             match check_range(ctx, r, &range, &mut checked).await {
-                Ok(rows) => break rows,
+                Ok(Some(rows)) => break rows,
+                // Too many changes came in meanwhile: catch up again.
+                Ok(None) => continue,
                 Err(e)
                     if tries < LOCK_TRIES
                         && matches!(
@@ -167,19 +181,14 @@ pub async fn check_all(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> 
 }
 
 /// One range: locked on the sources, the log applied, compared; copied again if it differs.
-/// Its row count.
+/// Its row count; `None` when the logs had grown past [`LOCKED_MOST`] by the time the locks
+/// were held (nothing was applied: the caller catches up and tries again).
 async fn check_range(
     ctx: &mut Ctx<'_>,
     r: &Reshape,
     range: &Range,
     checked: &mut Checked,
-) -> Result<u64> {
-    // The log first without locks, so that what is applied under them (and so the time the
-    // servers' writes to the range wait) is only what came in since.
-    for src in &r.sources {
-        let how = Apply::upto(Upto::Now);
-        apply_log(&mut ctx.sessions, r, &src.part, &src.part.datatable, &how).await?;
-    }
+) -> Result<Option<u64>> {
     // One extra session per source holds the locks while the usual sessions work.
     let mut lockers: Vec<Session> = Vec::new();
     let mut source_sum = (0u64, 0u64);
@@ -193,6 +202,13 @@ async fn check_range(
     }
     let mut applied: Vec<Vec<u64>> = Vec::new();
     let outcome = async {
+        let mut waiting = 0;
+        for src in &r.sources {
+            waiting += backlog(ctx.sessions.get(&src.part.addr()).await?, &src.part).await?;
+        }
+        if waiting > LOCKED_MOST {
+            return Ok(None);
+        }
         for src in &r.sources {
             let how = Apply {
                 delete: Delete::Later,
@@ -203,14 +219,14 @@ async fn check_range(
         }
         let target_sum = targets_summary(ctx, r, range).await?;
         if target_sum == source_sum {
-            return Ok(source_sum.0);
+            return Ok(Some(source_sum.0));
         }
         // Copy the range again, under the same locks, and compare once more.
         checked.repaired += 1;
         recopy(ctx, r, range).await?;
         let again = targets_summary(ctx, r, range).await?;
         if again == source_sum {
-            Ok(source_sum.0)
+            Ok(Some(source_sum.0))
         } else {
             Err(Error::new(
                 ErrorKind::Internal,

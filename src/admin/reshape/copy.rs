@@ -247,8 +247,14 @@ pub async fn copy_all(
                     tokio::time::sleep(wait).await;
                 }
             }
+            if last_chunk {
+                super::cutover::hold(ctx, "last-chunk").await;
+            }
             if last_chunk || last_tick.elapsed() >= EVERY {
                 r.sources[i].copied_to = Some(after.clone());
+                // Once the last chunk is read, a key after it (inserted since) is the log's
+                // to bring: nothing will read it again.
+                r.sources[i].copy_done = last_chunk;
                 // Every source's log, not only this one's: a merge's other source keeps its
                 // log short too (all of it dropped before its copy starts, applied after).
                 for j in 0..r.sources.len() {
@@ -270,7 +276,6 @@ pub async fn copy_all(
                     copied.changes += applied.changes;
                     copied.skipped += applied.skipped;
                 }
-                r.sources[i].copy_done = last_chunk;
                 checkpoint(&mut ctx.dirs, r.id, &r.sources[i]).await?;
                 last_tick = Instant::now();
                 let secs = this_start.elapsed().as_secs_f64().max(1e-3);

@@ -70,7 +70,8 @@ pub struct ReshapeOptions {
     /// Most rows copied per second (0: no limit besides the lag).
     pub max_rate: u64,
     pub tty: bool,
-    /// Test hook: stop for this long when the reshape reaches this step (`copied`, `fenced`,
-    /// `renamed`), so that a test can kill the tool there or change a table behind its back.
+    /// Test hook: stop for this long when the reshape reaches this step (`last-chunk`: the last
+    /// rows of a source read and written; `copied`, `fenced`, `renamed`), so that a test can
+    /// kill the tool there or change a table behind its back.
     pub hold_at: Option<(String, Duration)>,
 }

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::capture::{self, apply_log, Apply, Upto};
+use super::capture::{self};
 use super::check::{check_all, Checked};
 use super::copy::{copy_all, Copied};
 use super::cutover::{self, drop_targets, unfence_all, CutOver};
@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The change log is applied until a round brings fewer changes than this, before the
 /// comparison and the cutover: the pause then only has to apply a few.
-const CALM: u64 = 200;
+pub const CALM: u64 = 200;
 
 /// What the steps of a reshape share.
 pub struct Ctx<'o> {
@@ -271,27 +271,12 @@ fn renamed_ddl(ddl: &str, qualified: &str) -> Result<String> {
 
 /// Applies the change logs until a round brings only a few changes.
 async fn catch_up(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> Result<()> {
-    let started = Instant::now();
-    let mut total = 0;
-    loop {
-        let mut round = 0;
-        for src in &r.sources {
-            let applied = apply_log(
-                &mut ctx.sessions,
-                r,
-                &src.part,
-                &src.part.datatable,
-                &Apply::upto(Upto::Now),
-            )
-            .await?;
-            round += applied.changes;
-        }
-        total += round;
-        if round < CALM || started.elapsed() > Duration::from_secs(60) {
-            break;
-        }
-        p.tick(format_args!("  catching up: {total} changes applied"))?;
-    }
+    let total = capture::catch_up(&mut ctx.sessions, r, CALM, &mut |total, rate| {
+        p.tick(format_args!(
+            "  catching up: {total} changes applied ({rate:.0}/s)"
+        ))
+    })
+    .await?;
     if total > 0 {
         p.say(format_args!("caught up: {total} changes applied"))?;
     }
