@@ -802,44 +802,17 @@ fn a_master_killed_during_a_move_loses_no_acknowledged_write() {
     let by_host = |h: usize| parts.iter().find(|p| p.host == h).expect("a partition").id;
 
     // The source master, killed while its rows are copied, back 2 s later.
-    let mut tool = Background::start(setup.admin_command("move", &slow(by_host(2), 1)));
-    tool.wait_for("rows/s", Duration::from_secs(60));
-    setup.cluster.hosts[2].kill9();
-    std::thread::sleep(Duration::from_secs(2));
-    setup.cluster.hosts[2].restart();
-    tool.wait_for(": done in", Duration::from_secs(150));
-    tool.kill9();
-
+    move_through(&setup, &slow(by_host(2), 1), "rows/s", 2, 2);
     // The target master, the same.
-    let mut tool = Background::start(setup.admin_command("move", &slow(by_host(3), 0)));
-    tool.wait_for("rows/s", Duration::from_secs(60));
-    setup.cluster.hosts[0].kill9();
-    std::thread::sleep(Duration::from_secs(2));
-    setup.cluster.hosts[0].restart();
-    tool.wait_for(": done in", Duration::from_secs(150));
-    tool.kill9();
-
+    move_through(&setup, &slow(by_host(3), 0), "rows/s", 0, 2);
     // The directory master, killed during the cutover (with the fence up).
     let mut a = slow(by_host(1), 2);
     a.push("--hold-at=fenced:2".into());
-    let mut tool = Background::start(setup.admin_command("move", &a));
-    tool.wait_for("holding at `fenced`", Duration::from_secs(60));
-    setup.cluster.hosts[0].kill9();
-    std::thread::sleep(Duration::from_secs(3));
-    setup.cluster.hosts[0].restart();
-    tool.wait_for(": done in", Duration::from_secs(150));
-    tool.kill9();
-
+    move_through(&setup, &a, "holding at `fenced`", 0, 3);
     // The source master, killed during the cutover (with the fence up).
     let mut a = slow(by_host(0), 3);
     a.push("--hold-at=fenced:2".into());
-    let mut tool = Background::start(setup.admin_command("move", &a));
-    tool.wait_for("holding at `fenced`", Duration::from_secs(60));
-    setup.cluster.hosts[0].kill9();
-    std::thread::sleep(Duration::from_secs(3));
-    setup.cluster.hosts[0].restart();
-    tool.wait_for(": done in", Duration::from_secs(150));
-    let out = tool.kill9();
+    let out = move_through(&setup, &a, "holding at `fenced`", 0, 3);
     println!("{out}");
     assert!(out.contains("interrupted cutover"), "{out}");
 
@@ -879,6 +852,18 @@ fn a_master_killed_during_a_move_loses_no_acknowledged_write() {
         verify.stdout,
         verify.stderr
     );
+}
+
+/// Runs `move` with `args`; when it prints `at`, kills host `host` (kill -9) and restarts it
+/// `down` seconds later; the move must still finish. Its output.
+fn move_through(setup: &Setup, args: &[String], at: &str, host: usize, down: u64) -> String {
+    let mut tool = Background::start(setup.admin_command("move", args));
+    tool.wait_for(at, Duration::from_secs(60));
+    setup.cluster.hosts[host].kill9();
+    std::thread::sleep(Duration::from_secs(down));
+    setup.cluster.hosts[host].restart();
+    tool.wait_for(": done in", Duration::from_secs(150));
+    tool.kill9()
 }
 
 #[test]

@@ -30,7 +30,7 @@ const CHECK_ROWS: usize = 2000;
 const LOCK_TRIES: u32 = 5;
 /// Most change-log rows applied while a range is locked; with more waiting, the locks are let
 /// go and the logs caught up first.
-const LOCKED_MOST: u64 = 2000;
+const LOCKED_MOST: u64 = 1000;
 
 /// The row count and checksum of a key range.
 const SUMMARY: &str = "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT(MD5(CONCAT_WS(0x00, \
@@ -130,18 +130,18 @@ pub async fn check_all(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> 
         };
         let mut tries = 0;
         let rows = loop {
-            // Caught up first, so that little is applied under the range's locks (the servers'
-            // writes to the range wait while they are held).
-            capture::catch_up(&mut ctx.sessions, r, CALM, &mut |total, rate| {
-                p.tick(format_args!(
-                    "  catching up before comparing: {total} changes applied ({rate:.0}/s)"
-                ))
-            })
-            .await?;
             match check_range(ctx, r, &range, &mut checked).await {
                 Ok(Some(rows)) => break rows,
-                // Too many changes came in meanwhile: catch up again.
-                Ok(None) => continue,
+                // Too many changes to apply under the range's locks (the servers' writes to the
+                // range wait while they are held): catch up without them first.
+                Ok(None) => {
+                    capture::catch_up(&mut ctx.sessions, r, CALM, &mut |total, rate| {
+                        p.tick(format_args!(
+                            "  catching up before comparing: {total} changes applied ({rate:.0}/s)"
+                        ))
+                    })
+                    .await?;
+                }
                 Err(e)
                     if tries < LOCK_TRIES
                         && matches!(
