@@ -193,6 +193,33 @@ fn kill9_and_shutdown_then_restart_keep_data_and_replication() {
 }
 
 #[test]
+fn a_restart_resumes_replication_when_the_crash_left_the_applied_position_behind_the_binlog() {
+    require_mariadb();
+    let cluster = Cluster::start_pairs(1);
+    let (h1, h2) = cluster.pair(0);
+    h2.sql(
+        "CREATE DATABASE d; CREATE TABLE d.log (v INT PRIMARY KEY); INSERT INTO d.log VALUES (1)",
+    );
+    wait_replicated(h2, h1, REPLICATION);
+    let behind = one(h1, "SELECT @@gtid_slave_pos");
+    h2.sql("CREATE TRIGGER d.t BEFORE INSERT ON d.log FOR EACH ROW SET NEW.v = NEW.v");
+    wait_replicated(h2, h1, REPLICATION);
+    // What a kill -9 between binlogging the replicated trigger and recording it as applied
+    // leaves: the binary log holds it, the applied position does not.
+    h1.sql(&format!(
+        "STOP SLAVE; SET GLOBAL gtid_strict_mode = 0; SET GLOBAL gtid_slave_pos = '{behind}'; \
+         SET GLOBAL gtid_strict_mode = 1"
+    ));
+    h1.kill9();
+    h1.restart();
+    h2.sql("INSERT INTO d.log VALUES (2)");
+    wait_replicated(h2, h1, REPLICATION);
+    assert_eq!(column(h1, "SELECT v FROM d.log ORDER BY v"), ["1", "2"]);
+    let (io, sql, _, error) = replication_status(h1);
+    assert!(io && sql && error.is_empty(), "{error}");
+}
+
+#[test]
 fn stopped_server_fails_calls_within_their_deadline_and_cont_revives_it() {
     require_mariadb();
     let started = Instant::now();
