@@ -12,12 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use super::create::{self, CreateOptions};
 use super::failover::{self, FailoverOptions};
-use super::gc::{self, parse_age, GcOptions};
-use super::hosts::{self, AddHostsOptions, RemoveHostsOptions};
 use super::list::{self, ListOptions};
-use super::reshape::commands::{self, Request};
-use super::reshape::rebalance::{self, RebalanceOptions};
-use super::reshape::ReshapeOptions;
 use super::sql::Login;
 use super::status::{self, StatusOptions};
 use super::switchover::{self, SwitchoverOptions};
@@ -25,6 +20,13 @@ use super::verify::{self, VerifyOptions};
 use crate::config::{seconds_flag, Secret};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mysql::HostAddr;
+
+mod layout;
+
+pub use layout::{
+    AddHostsArgs, DrainArgs, GcArgs, MergeArgs, MoveArgs, RebalanceArgs, RemoveHostsArgs,
+    ReshapeArgs, SplitArgs,
+};
 
 /// Administers the MySQL backend of Thrudoc: buckets, their partitions, and the hosts that hold them.
 #[derive(Parser, Debug)]
@@ -305,211 +307,6 @@ pub struct VerifyArgs {
     pub retries: u32,
 }
 
-/// Flags of every command that moves partitions.
-#[derive(Args, Debug, Clone)]
-pub struct ReshapeArgs {
-    /// Most seconds a target's sibling may fall behind while the copy writes; the copy waits
-    /// when it does.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = seconds_flag)]
-    pub max_lag: Duration,
-    /// Rows per copy statement.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
-    pub chunk_rows: u64,
-    /// Most rows copied per second (0: as fast as the lag allows).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub max_rate: u64,
-    /// Seconds to keep trying when a host does not answer, before stopping (resumably).
-    #[arg(long, value_name = "SECS", default_value = "300", value_parser = seconds_flag)]
-    pub retry_for: Duration,
-    /// Undo the move, split or merge in progress on these partitions.
-    #[arg(long)]
-    pub abort: bool,
-    /// Test hook: stop this long at a step (`last-chunk:SECS`, `copied:SECS`, `fenced:SECS`,
-    /// `renamed:SECS`).
-    #[arg(long, value_name = "STEP:SECS", hide = true, value_parser = hold_flag)]
-    pub hold_at: Option<(String, Duration)>,
-}
-
-fn hold_flag(value: &str) -> std::result::Result<(String, Duration), String> {
-    let (step, secs) = value
-        .split_once(':')
-        .ok_or_else(|| "give STEP:SECS".to_string())?;
-    if !matches!(step, "last-chunk" | "copied" | "fenced" | "renamed") {
-        return Err(format!(
-            "unknown step `{step}` (last-chunk, copied, fenced, renamed)"
-        ));
-    }
-    Ok((step.to_string(), seconds_flag(secs)?))
-}
-
-/// Flags of `add-hosts`.
-#[derive(Args, Debug)]
-pub struct AddHostsArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    /// The hosts, comma-separated `HOST[:PORT]`.
-    #[arg(long, value_name = "H1:P1,H2:P2,...")]
-    pub hosts: String,
-    /// Pair the hosts in the order given (1<->2, 3<->4, ...) as each other's sibling.
-    #[arg(long, alias = "with-circular-replication")]
-    pub with_circular_slaves: bool,
-    #[command(flatten)]
-    pub service: ServiceArgs,
-}
-
-/// Flags of `remove-hosts`.
-#[derive(Args, Debug)]
-pub struct RemoveHostsArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    /// The hosts, comma-separated `HOST[:PORT]`.
-    #[arg(long, value_name = "H1:P1,H2:P2,...")]
-    pub hosts: String,
-}
-
-/// Flags of `move`.
-#[derive(Args, Debug)]
-pub struct MoveArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub reshape: ReshapeArgs,
-    /// The bucket.
-    #[arg(long, value_name = "BUCKET")]
-    pub tablename: String,
-    /// The partition (its directory id, as `list --tablename` shows).
-    #[arg(long, value_name = "ID")]
-    pub partition: u64,
-    /// The host it moves to, as the directory records it (its sibling holds the copy).
-    #[arg(long, value_name = "HOST:PORT", required_unless_present = "abort")]
-    pub to: Option<String>,
-}
-
-/// Flags of `split`.
-#[derive(Args, Debug)]
-pub struct SplitArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub reshape: ReshapeArgs,
-    /// The bucket.
-    #[arg(long, value_name = "BUCKET")]
-    pub tablename: String,
-    /// The partition (its directory id).
-    #[arg(long, value_name = "ID")]
-    pub partition: u64,
-    /// The hash point to cut at, inside the partition's range (default: where half its rows
-    /// fall).
-    #[arg(long, value_name = "POINT")]
-    pub at: Option<f64>,
-    /// The host of the upper part (default: the partition's host).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub to: Option<String>,
-}
-
-/// Flags of `merge`.
-#[derive(Args, Debug)]
-pub struct MergeArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub reshape: ReshapeArgs,
-    /// The bucket.
-    #[arg(long, value_name = "BUCKET")]
-    pub tablename: String,
-    /// Two neighbouring partitions, `A,B`.
-    #[arg(long, value_name = "A,B")]
-    pub partitions: String,
-    /// The host of the merged partition (default: the first one's host).
-    #[arg(long, value_name = "HOST:PORT")]
-    pub to: Option<String>,
-}
-
-/// Flags of `rebalance`.
-#[derive(Args, Debug)]
-pub struct RebalanceArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub reshape: ReshapeArgs,
-    /// The bucket.
-    #[arg(long, value_name = "BUCKET")]
-    pub tablename: String,
-    /// The hosts to spread the rows over (default: every host of the directory with a
-    /// sibling); partitions on other hosts move onto them.
-    #[arg(long, value_name = "H1:P1,H2:P2,...")]
-    pub hosts: Option<String>,
-    /// Split partitions with more rows than this.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_rows_per_partition: Option<u64>,
-    /// How far from an even share a host may stay, as a fraction of it.
-    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
-    pub tolerance: f64,
-    /// Carry the plan out (without it, only print it).
-    #[arg(long)]
-    pub execute: bool,
-}
-
-/// Flags of `drain`.
-#[derive(Args, Debug)]
-pub struct DrainArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    #[command(flatten)]
-    pub reshape: ReshapeArgs,
-    /// The host whose pair is emptied (it and its sibling), as the directory records it.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub host: String,
-    /// Only print the plan.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-/// Flags of `gc`.
-#[derive(Args, Debug)]
-pub struct GcArgs {
-    #[command(flatten)]
-    pub connection: ConnectionArgs,
-    /// Only what retired or finished longer ago than this: `7d`, `12h`, `30m`, `0`.
-    #[arg(long, value_name = "AGE", value_parser = parse_age)]
-    pub older_than: Duration,
-}
-
-impl ReshapeArgs {
-    fn options(&self, connection: &ConnectionArgs, tty: bool) -> Result<ReshapeOptions> {
-        Ok(ReshapeOptions {
-            master: connection.master()?,
-            database: connection.database.clone(),
-            root: connection.login()?,
-            max_lag: self.max_lag,
-            chunk_rows: self.chunk_rows as usize,
-            abort: self.abort,
-            retry_for: self.retry_for,
-            max_rate: self.max_rate,
-            tty,
-            hold_at: self.hold_at.clone(),
-        })
-    }
-}
-
-fn host_flag(flag: &str, value: &Option<String>) -> Result<Option<HostAddr>> {
-    value
-        .as_deref()
-        .map(|v| HostAddr::parse(v).map_err(|e| e.context(flag)))
-        .transpose()
-}
-
-fn partition_pair(value: &str) -> Result<[u64; 2]> {
-    let ids: Vec<&str> = value.split(',').map(str::trim).collect();
-    let bad = || Error::invalid(format!("--partitions `{value}`: give two ids, `A,B`"));
-    let [a, b] = ids[..] else { return Err(bad()) };
-    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-    if a == b {
-        return Err(bad());
-    }
-    Ok([a, b])
-}
-
 fn secret(value: &str) -> std::result::Result<Secret, String> {
     Ok(Secret::new(value))
 }
@@ -627,100 +424,14 @@ impl Cli {
                 };
                 switchover::switchover(&opts, out).await?;
             }
-            Command::AddHosts(args) => {
-                let opts = AddHostsOptions {
-                    master: args.connection.master()?,
-                    database: args.connection.database.clone(),
-                    root: args.connection.login()?,
-                    hosts: HostAddr::parse_list(&args.hosts)?,
-                    circular: args.with_circular_slaves,
-                    service_user: args.service.user.clone(),
-                    service_password: args.service.password()?,
-                };
-                hosts::add(&opts, out).await?;
-            }
-            Command::RemoveHosts(args) => {
-                let opts = RemoveHostsOptions {
-                    master: args.connection.master()?,
-                    database: args.connection.database.clone(),
-                    root: args.connection.login()?,
-                    hosts: HostAddr::parse_list(&args.hosts)?,
-                };
-                hosts::remove(&opts, out).await?;
-            }
-            Command::Move(args) => {
-                let opts = args.reshape.options(&args.connection, tty)?;
-                let to = match host_flag("--to", &args.to)? {
-                    Some(to) => to,
-                    // Only --abort goes without --to: any host names the reshape's partition.
-                    None => opts.master.clone(),
-                };
-                let req = Request::Move {
-                    bucket: args.tablename.clone(),
-                    partition: args.partition,
-                    to,
-                };
-                commands::run(&opts, &req, out).await?;
-            }
-            Command::Split(args) => {
-                let opts = args.reshape.options(&args.connection, tty)?;
-                let req = Request::Split {
-                    bucket: args.tablename.clone(),
-                    partition: args.partition,
-                    at: args.at,
-                    to: host_flag("--to", &args.to)?,
-                };
-                commands::run(&opts, &req, out).await?;
-            }
-            Command::Merge(args) => {
-                let opts = args.reshape.options(&args.connection, tty)?;
-                let req = Request::Merge {
-                    bucket: args.tablename.clone(),
-                    partitions: partition_pair(&args.partitions)?,
-                    to: host_flag("--to", &args.to)?,
-                };
-                commands::run(&opts, &req, out).await?;
-            }
-            Command::Rebalance(args) => {
-                if !(0.0..=1.0).contains(&args.tolerance) {
-                    return Err(Error::invalid("--tolerance must be from 0 to 1"));
-                }
-                let opts = RebalanceOptions {
-                    reshape: args.reshape.options(&args.connection, tty)?,
-                    bucket: Some(args.tablename.clone()),
-                    hosts: args
-                        .hosts
-                        .as_deref()
-                        .map(HostAddr::parse_list)
-                        .transpose()?,
-                    drain: None,
-                    max_rows: args.max_rows_per_partition,
-                    tolerance: args.tolerance,
-                    execute: args.execute,
-                };
-                rebalance::run(&opts, out).await?;
-            }
-            Command::Drain(args) => {
-                let opts = RebalanceOptions {
-                    reshape: args.reshape.options(&args.connection, tty)?,
-                    bucket: None,
-                    hosts: None,
-                    drain: Some(HostAddr::parse(&args.host).map_err(|e| e.context("--host"))?),
-                    max_rows: None,
-                    tolerance: 0.1,
-                    execute: !args.dry_run,
-                };
-                rebalance::run(&opts, out).await?;
-            }
-            Command::Gc(args) => {
-                let opts = GcOptions {
-                    master: args.connection.master()?,
-                    database: args.connection.database.clone(),
-                    root: args.connection.login()?,
-                    older_than: args.older_than,
-                };
-                gc::run(&opts, out).await?;
-            }
+            Command::AddHosts(args) => args.run(out).await?,
+            Command::RemoveHosts(args) => args.run(out).await?,
+            Command::Move(args) => args.run(tty, out).await?,
+            Command::Split(args) => args.run(tty, out).await?,
+            Command::Merge(args) => args.run(tty, out).await?,
+            Command::Rebalance(args) => args.run(tty, out).await?,
+            Command::Drain(args) => args.run(tty, out).await?,
+            Command::Gc(args) => args.run(out).await?,
             Command::Verify(args) => {
                 let opts = VerifyOptions {
                     master: args.connection.master()?,
@@ -794,6 +505,7 @@ pub fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use super::layout::partition_pair;
     use super::*;
     use clap::CommandFactory;
 

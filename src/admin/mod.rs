@@ -5,7 +5,8 @@
 //! and the hosts say. Each command is one module that turns its options into steps and prints
 //! what it does as it goes; the binary `src/bin/thrudoc-admin.rs` only calls [`cli::main`].
 //!
-//! - [`cli`]: the command line (clap), one options struct per command, exit codes.
+//! - [`cli`]: the command line (clap), one options struct per command, exit codes; the flags
+//!   of the commands that change where rows live are in `cli/layout.rs`.
 //! - [`create`]: `create-tablename`: schema, directory tables, service account, pairing,
 //!   partitions and their datatables, committed in one directory transaction.
 //! - [`list`]: `list`: buckets and one bucket's partitions, as a server would load them.

@@ -10,8 +10,9 @@ use std::io::Write;
 
 use mysql_async::Value;
 
-use super::record::{self, Kind, Part, PlannedTarget};
+use super::record::{self, Kind, Part};
 use super::run::{drive, print_report, Report};
+use super::transitions::{self, PlannedTarget};
 use super::ReshapeOptions;
 use crate::admin::moves::ensure_tables;
 use crate::admin::sql::{column, Query, Session};
@@ -126,7 +127,7 @@ pub async fn run(opts: &ReshapeOptions, req: &Request, out: &mut dyn Write) -> R
         None => {
             let sources = record::live_parts(&mut dirs, req.bucket(), &ids).await?;
             let targets = plan_targets(opts, &mut dirs, req, &sources).await?;
-            let id = record::plan(&mut dirs, req.bucket(), req.kind(), &ids, &targets).await?;
+            let id = transitions::plan(&mut dirs, req.bucket(), req.kind(), &ids, &targets).await?;
             writeln!(
                 out,
                 "planned {}",

@@ -10,9 +10,10 @@ use mysql_async::{Row, Value};
 
 use super::capture::{apply_log, Apply, Upto};
 use super::lag::Lag;
-use super::record::{checkpoint, Reshape};
+use super::record::Reshape;
 use super::run::Ctx;
 use super::sessions::Sessions;
+use super::transitions::checkpoint;
 use crate::admin::progress::Progress;
 use crate::admin::sql::{column, Query};
 use crate::error::{Error, Result};

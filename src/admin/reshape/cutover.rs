@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 use super::capture::{self, apply_log, Apply, Upto};
 use super::check::same_rows;
 use super::lag::Lag;
-use super::record::{self, Reshape, State};
+use super::record::{Reshape, State};
 use super::run::Ctx;
+use super::transitions;
 use crate::admin::progress::Progress;
 use crate::admin::replica;
 use crate::admin::sql::{quote_ident, Query};
@@ -49,7 +50,7 @@ pub async fn cutover(
     p: &mut Progress<'_>,
 ) -> Result<CutOver> {
     if r.state == State::Copying {
-        record::set_state(&mut ctx.dirs, r.id, State::Copying, State::Cutover).await?;
+        transitions::set_state(&mut ctx.dirs, r.id, State::Copying, State::Cutover).await?;
         r.state = State::Cutover;
     }
     let started = Instant::now();
@@ -164,7 +165,7 @@ async fn fenced(
     }
     hold(ctx, "renamed").await;
     rename_reached_siblings(ctx, r, &siblings, p).await?;
-    let version = record::commit(&mut ctx.dirs, r).await?;
+    let version = transitions::commit(&mut ctx.dirs, r).await?;
     r.state = State::Done;
     let pause = fence_at.elapsed();
     p.say(format_args!(
@@ -242,7 +243,7 @@ pub async fn hold(ctx: &Ctx<'_>, step: &str) {
 pub async fn undo(ctx: &mut Ctx<'_>, r: &mut Reshape) -> Result<()> {
     unfence_all(ctx, r).await?;
     if r.state == State::Cutover {
-        record::set_state(&mut ctx.dirs, r.id, State::Cutover, State::Copying).await?;
+        transitions::set_state(&mut ctx.dirs, r.id, State::Cutover, State::Copying).await?;
         r.state = State::Copying;
     }
     Ok(())

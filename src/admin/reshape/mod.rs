@@ -21,7 +21,8 @@
 //!      dropped, the old table renamed back, the targets dropped
 //! ```
 //!
-//! - [`record`]: the reshape in the directory: planning one, loading it, its state.
+//! - [`record`]: the reshape as the directory holds it, and reading it back;
+//!   [`transitions`]: every change to it (planning, state, progress, commit, abort).
 //! - [`capture`]: on each source master, the change log and its triggers, the fence, and
 //!   applying logged changes to the targets.
 //! - [`copy`]: the bulk copy, throttled by the targets' replication lag ([`lag`]).
@@ -29,7 +30,8 @@
 //! - [`cutover`]: the write pause, from the fence to the directory commit.
 //! - [`run`]: the steps in order, resumed after a failure, and the summary.
 //! - [`commands`]: `move`, `split` and `merge`: which partitions, where to.
-//! - [`rebalance`]: plans of splits and moves that even out a bucket, and `drain`.
+//! - [`plan`]: the splits and moves that even out a bucket; [`rebalance`]: `rebalance` and
+//!   `drain`, which print such a plan and carry it out.
 //!
 //! What servers do meanwhile: reads go to the old table until it is renamed, then wait for
 //! the directory that names the new home; writes wait from the fence to the commit (see
@@ -42,10 +44,12 @@ pub mod commands;
 pub mod copy;
 pub mod cutover;
 pub mod lag;
+pub mod plan;
 pub mod rebalance;
 pub mod record;
 pub mod run;
 pub mod sessions;
+pub mod transitions;
 
 use std::time::Duration;
 

@@ -16,6 +16,7 @@ use super::cutover::{self, drop_targets, unfence_all, CutOver};
 use super::lag::Lag;
 use super::record::{self, Reshape, State};
 use super::sessions::Sessions;
+use super::transitions;
 use super::ReshapeOptions;
 use crate::admin::progress::Progress;
 use crate::admin::sql::{column, Query, Session};
@@ -200,7 +201,7 @@ async fn advance(
                 ))?;
                 r.sources[i].copied_to = None;
                 r.sources[i].copy_done = false;
-                record::checkpoint(&mut ctx.dirs, r.id, &r.sources[i]).await?;
+                transitions::checkpoint(&mut ctx.dirs, r.id, &r.sources[i]).await?;
             }
         }
         let copied = copy_all(ctx, &mut r, &mut lag, p).await?;
@@ -327,7 +328,7 @@ async fn abort(
         capture::remove(s, &src.part).await?;
     }
     drop_targets(ctx, &r).await?;
-    let version = record::abort(&mut ctx.dirs, &r).await?;
+    let version = transitions::abort(&mut ctx.dirs, &r).await?;
     p.say(format_args!(
         "undone: change logs and target tables dropped, target rows deleted (directory version \
          {version})"
