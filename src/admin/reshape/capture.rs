@@ -19,6 +19,8 @@
 //! fire for replicated rows.
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::time::{Duration, Instant};
 
 use mysql_async::Value;
 
@@ -33,6 +35,8 @@ use crate::mysql::FENCE_TAG;
 const LOG_BATCH: usize = 1000;
 /// Log rows of each source applied between two looks at how far a catch-up has come.
 const CATCH_UP_ROUND: u64 = 10_000;
+/// A catch-up whose backlog is larger than it was this long ago says the writes outpace it.
+const GROWING_AFTER: Duration = Duration::from_secs(30);
 
 /// The names of a source's triggers: change log (after insert, update, delete), then fence
 /// (before insert, update, delete).
@@ -402,18 +406,51 @@ pub async fn delete_applied(sessions: &mut Sessions, src: &Part, seqs: &[u64]) -
     Ok(())
 }
 
+/// How a catch-up is going, after each round that did not end it.
+#[derive(Debug, Clone, Copy)]
+pub struct CatchUp {
+    /// Changes applied so far, and per second.
+    pub applied: u64,
+    pub rate: f64,
+    /// Log rows waiting to be applied, over every source.
+    pub waiting: u64,
+    /// More are waiting than half a minute or more ago: the writes outpace the catch-up.
+    pub growing: bool,
+}
+
+impl fmt::Display for CatchUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} changes applied ({:.0}/s), {} waiting",
+            self.applied, self.rate, self.waiting
+        )?;
+        if self.growing {
+            write!(
+                f,
+                " and growing: the writes to these partitions outpace the catch-up (it goes \
+                 on; fewer writes let it finish, `--abort` undoes the reshape)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Applies every source's change log in rounds until a round finds fewer than `calm` rows
-/// (then what is left is small), calling `tick` with the changes applied so far after each
-/// round that did not. Under writes faster than it can apply, it goes on (and says so
-/// through `tick`): nothing is gained by cutting over behind the writes. The changes applied.
+/// (then what is left is small), calling `tick` after each round that did not. Under writes
+/// faster than it can apply, it goes on, and says so through `tick`: nothing is gained by
+/// cutting over behind the writes. The changes applied.
 pub async fn catch_up(
     sessions: &mut Sessions,
     r: &Reshape,
     calm: u64,
-    tick: &mut dyn FnMut(u64, f64) -> Result<()>,
+    tick: &mut dyn FnMut(&CatchUp) -> Result<()>,
 ) -> Result<u64> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut total = 0;
+    // The backlog as it was at least GROWING_AFTER ago, and as it is.
+    let mut then: Option<(Instant, u64)> = None;
+    let mut growing = false;
     loop {
         let mut round = 0;
         for src in &r.sources {
@@ -425,7 +462,63 @@ pub async fn catch_up(
         if round < calm {
             return Ok(total);
         }
-        let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-3);
-        tick(total, rate)?;
+        let mut waiting = 0;
+        for src in &r.sources {
+            waiting += log_rows(sessions.get(&src.part.addr()).await?, &src.part).await?;
+        }
+        let now = Instant::now();
+        match then {
+            Some((at, _)) if now.duration_since(at) < GROWING_AFTER => {}
+            Some((_, before)) => {
+                growing = waiting > before;
+                then = Some((now, waiting));
+            }
+            None => then = Some((now, waiting)),
+        }
+        tick(&CatchUp {
+            applied: total,
+            rate: total as f64 / started.elapsed().as_secs_f64().max(1e-3),
+            waiting,
+            growing,
+        })?;
+    }
+}
+
+/// The rows of a source's change log.
+async fn log_rows(s: &mut Session, src: &Part) -> Result<u64> {
+    let n: Option<u64> = s
+        .first(
+            "counting the change log",
+            &format!("SELECT COUNT(*) FROM {}", src.qualified(&src.log_name())),
+            (),
+        )
+        .await?;
+    Ok(n.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catch_up_says_when_the_writes_outpace_it() {
+        let mut c = CatchUp {
+            applied: 20_000,
+            rate: 1_250.4,
+            waiting: 3_000,
+            growing: false,
+        };
+        assert_eq!(
+            c.to_string(),
+            "20000 changes applied (1250/s), 3000 waiting"
+        );
+        c.growing = true;
+        let text = c.to_string();
+        assert!(
+            text.starts_with("20000 changes applied (1250/s), 3000 waiting and growing: ")
+                && text.contains("outpace")
+                && text.contains("--abort"),
+            "{text}"
+        );
     }
 }

@@ -272,10 +272,8 @@ fn renamed_ddl(ddl: &str, qualified: &str) -> Result<String> {
 
 /// Applies the change logs until a round brings only a few changes.
 async fn catch_up(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> Result<()> {
-    let total = capture::catch_up(&mut ctx.sessions, r, CALM, &mut |total, rate| {
-        p.tick(format_args!(
-            "  catching up: {total} changes applied ({rate:.0}/s)"
-        ))
+    let total = capture::catch_up(&mut ctx.sessions, r, CALM, &mut |c| {
+        p.tick(format_args!("  catching up: {c}"))
     })
     .await?;
     if total > 0 {
