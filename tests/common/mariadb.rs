@@ -597,6 +597,9 @@ impl MariaDb {
         let dir = self.dir.path();
         let datadir = self.datadir();
         let log = self.error_log();
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp)
+            .map_err(|e| SpawnError::Other(format!("create {}: {e}", tmp.display())))?;
         // Only what this attempt writes to the (appended) log tells why it failed.
         let log_start = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         let extra_args = self.lock().extra_args.clone();
@@ -618,6 +621,9 @@ impl MariaDb {
             .arg(format!("--bind-address={}", self.host()))
             .arg(format!("--socket={}", dir.join("sock").display()))
             .arg(format!("--pid-file={}", dir.join("pid").display()))
+            // Temporary tables in a directory of its own, not the shared /tmp (CI saw a
+            // server's internal temporary table vanish from /tmp under a query).
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--server-id={id}"))
             .arg(format!("--gtid-domain-id={id}"))
