@@ -464,7 +464,7 @@ pub async fn catch_up(
         }
         let mut waiting = 0;
         for src in &r.sources {
-            waiting += log_rows(sessions.get(&src.part.addr()).await?, &src.part).await?;
+            waiting += backlog(sessions.get(&src.part.addr()).await?, &src.part).await?;
         }
         let now = Instant::now();
         match then {
@@ -482,18 +482,6 @@ pub async fn catch_up(
             growing,
         })?;
     }
-}
-
-/// The rows of a source's change log.
-async fn log_rows(s: &mut Session, src: &Part) -> Result<u64> {
-    let n: Option<u64> = s
-        .first(
-            "counting the change log",
-            &format!("SELECT COUNT(*) FROM {}", src.qualified(&src.log_name())),
-            (),
-        )
-        .await?;
-    Ok(n.unwrap_or(0))
 }
 
 #[cfg(test)]
