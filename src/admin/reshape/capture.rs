@@ -35,6 +35,12 @@ use crate::mysql::FENCE_TAG;
 const LOG_BATCH: usize = 1000;
 /// Log rows of each source applied between two looks at how far a catch-up has come.
 const CATCH_UP_ROUND: u64 = 10_000;
+/// A catch-up ends when this many rounds in a row left no more log rows than it applies in
+/// [`STEADY_SECS`].
+const STEADY_ROUNDS: u32 = 5;
+/// Seconds of applying that the backlog of a steady catch-up may hold: the cutover applies
+/// what is left while writes wait.
+const STEADY_SECS: f64 = 0.5;
 /// A catch-up whose backlog is larger than it was this long ago says the writes outpace it.
 const GROWING_AFTER: Duration = Duration::from_secs(30);
 
@@ -406,6 +412,26 @@ pub async fn delete_applied(sessions: &mut Sessions, src: &Part, seqs: &[u64]) -
     Ok(())
 }
 
+/// Whether a catch-up keeps up with steady writes: rounds in a row that left no more log rows
+/// than it applies in [`STEADY_SECS`].
+#[derive(Debug, Default)]
+struct Steady {
+    rounds: u32,
+}
+
+impl Steady {
+    /// Counts a round that left `waiting` rows, applying `rate` a second; true once
+    /// [`STEADY_ROUNDS`] rounds in a row kept up.
+    fn settled(&mut self, waiting: u64, rate: f64) -> bool {
+        self.rounds = if (waiting as f64) <= rate * STEADY_SECS {
+            self.rounds + 1
+        } else {
+            0
+        };
+        self.rounds >= STEADY_ROUNDS
+    }
+}
+
 /// How a catch-up is going, after each round that did not end it.
 #[derive(Debug, Clone, Copy)]
 pub struct CatchUp {
@@ -437,9 +463,11 @@ impl fmt::Display for CatchUp {
 }
 
 /// Applies every source's change log in rounds until a round finds fewer than `calm` rows
-/// (then what is left is small), calling `tick` after each round that did not. Under writes
-/// faster than it can apply, it goes on, and says so through `tick`: nothing is gained by
-/// cutting over behind the writes. The changes applied.
+/// (then what is left is small), or until for [`STEADY_ROUNDS`] rounds the backlog has been
+/// no more than it applies in [`STEADY_SECS`] (under steady writes a round always finds the
+/// writes made while the previous one ran, but it keeps up). Calls `tick` after each round that did not end it. Under writes faster than it can
+/// apply, it goes on, and says so through `tick`: nothing is gained by cutting over behind the
+/// writes. The changes applied.
 pub async fn catch_up(
     sessions: &mut Sessions,
     r: &Reshape,
@@ -451,6 +479,7 @@ pub async fn catch_up(
     // The backlog as it was at least GROWING_AFTER ago, and as it is.
     let mut then: Option<(Instant, u64)> = None;
     let mut growing = false;
+    let mut steady = Steady::default();
     loop {
         let mut round = 0;
         for src in &r.sources {
@@ -466,6 +495,10 @@ pub async fn catch_up(
         for src in &r.sources {
             waiting += backlog(sessions.get(&src.part.addr()).await?, &src.part).await?;
         }
+        let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        if steady.settled(waiting, rate) {
+            return Ok(total);
+        }
         let now = Instant::now();
         match then {
             Some((at, _)) if now.duration_since(at) < GROWING_AFTER => {}
@@ -477,7 +510,7 @@ pub async fn catch_up(
         }
         tick(&CatchUp {
             applied: total,
-            rate: total as f64 / started.elapsed().as_secs_f64().max(1e-3),
+            rate,
             waiting,
             growing,
         })?;
@@ -487,6 +520,24 @@ pub async fn catch_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_catch_up_under_steady_writes_ends_once_it_keeps_up() {
+        let mut s = Steady::default();
+        // 1,250 changes a second applied: up to 625 waiting keeps up.
+        for _ in 0..STEADY_ROUNDS - 1 {
+            assert!(!s.settled(570, 1_250.0));
+        }
+        // A round that fell behind starts the count again.
+        assert!(!s.settled(700, 1_250.0));
+        for _ in 0..STEADY_ROUNDS - 1 {
+            assert!(!s.settled(300, 1_250.0));
+        }
+        assert!(s.settled(400, 1_250.0));
+        // A growing backlog never settles.
+        let mut g = Steady::default();
+        assert!((0..100).all(|i| !g.settled(1_000 + i * 100, 1_250.0)));
+    }
 
     #[test]
     fn a_catch_up_says_when_the_writes_outpace_it() {
