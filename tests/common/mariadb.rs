@@ -24,6 +24,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use thrudoc::admin::replica::{Gtid, GtidPos};
+
 /// How long a server gets to accept `SELECT 1` after it is spawned before the test fails.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -556,39 +558,32 @@ impl MariaDb {
         let rows = self.sql("SELECT @@gtid_binlog_pos, @@gtid_slave_pos");
         let row = rows.first().expect("one row");
         let own = self.server_id;
-        let mut applied: BTreeMap<u32, (u32, u64)> = BTreeMap::new();
-        for (i, pos) in row.iter().enumerate() {
-            for gtid in pos.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-                let parts: Vec<&str> = gtid.split('-').collect();
-                let [domain, server, seq] = parts[..] else {
-                    panic!("server {own}: unreadable GTID `{gtid}`")
-                };
-                let (domain, server, seq): (u32, u32, u64) = (
-                    domain.parse().expect("domain"),
-                    server.parse().expect("server id"),
-                    seq.parse().expect("sequence number"),
-                );
-                // The binary log's own domain is what this server wrote, not what it applied.
-                if i == 0 && domain == own {
-                    continue;
-                }
-                let slot = applied.entry(domain).or_insert((server, seq));
-                if seq > slot.1 {
-                    *slot = (server, seq);
-                }
+        let parse =
+            |text: &str| GtidPos::parse(text).unwrap_or_else(|e| panic!("server {own}: {e}"));
+        let mut later: BTreeMap<u32, Gtid> = parse(&row[1])
+            .0
+            .into_iter()
+            .map(|g| (g.domain, g))
+            .collect();
+        // The binary log's own domain is what this server wrote, not what it applied.
+        for g in parse(&row[0]).0.into_iter().filter(|g| g.domain != own) {
+            let slot = later.entry(g.domain).or_insert(g);
+            if g.seq > slot.seq {
+                *slot = g;
             }
         }
-        let pos: Vec<String> = applied
-            .iter()
-            .map(|(domain, (server, seq))| format!("{domain}-{server}-{seq}"))
-            .collect();
+        let pos = GtidPos(later.into_values().collect());
         // Strict mode refuses a position that leaves out a domain of the binary log (the
         // server's own): off for the one statement.
         self.sql(&format!(
             "SET @strict = @@GLOBAL.gtid_strict_mode; SET GLOBAL gtid_strict_mode = 0; \
              SET GLOBAL gtid_slave_pos = '{}'; SET GLOBAL gtid_strict_mode = @strict; \
              START SLAVE;",
-            pos.join(",")
+            if pos.is_empty() {
+                String::new()
+            } else {
+                pos.to_string()
+            }
         ));
     }
 
@@ -855,20 +850,13 @@ pub fn wait_replicated(from: &MariaDb, to: &MariaDb, deadline: Duration) {
         .and_then(|r| r.first())
         .cloned()
         .unwrap_or_default();
-    // `from` logs what it replicated from `to` as well (log_slave_updates), but `to` never
-    // applies its own transactions as a slave, so its gtid_slave_pos would never reach them.
-    let wanted: Vec<&str> = pos
-        .split(',')
-        .map(str::trim)
-        .filter(|gtid| {
-            let origin = gtid.split('-').nth(1).and_then(|s| s.parse::<u32>().ok());
-            !gtid.is_empty() && origin != Some(to.server_id())
-        })
-        .collect();
+    let wanted = GtidPos::parse(&pos)
+        .unwrap_or_else(|e| panic!("server {}: {e}", from.server_id()))
+        .without_server(to.server_id());
     if wanted.is_empty() {
         return;
     }
-    let wanted = wanted.join(",");
+    let wanted = wanted.to_string();
     let secs = deadline.as_secs_f64();
     let result = to.try_sql_timeout(
         &format!("SELECT MASTER_GTID_WAIT('{wanted}', {secs})"),
