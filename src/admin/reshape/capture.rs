@@ -202,7 +202,7 @@ pub async fn unfence(s: &mut Session, src: &Part) -> Result<()> {
 }
 
 /// Rows waiting in the source's change log.
-pub async fn backlog(s: &mut Session, src: &Part) -> Result<u64> {
+async fn backlog(s: &mut Session, src: &Part) -> Result<u64> {
     let n: Option<u64> = s
         .first(
             "counting the change log",
@@ -462,12 +462,21 @@ impl fmt::Display for CatchUp {
     }
 }
 
+/// Log rows waiting in every source's change log.
+pub async fn waiting(sessions: &mut Sessions, r: &Reshape) -> Result<u64> {
+    let mut waiting = 0;
+    for src in &r.sources {
+        waiting += backlog(sessions.get(&src.part.addr()).await?, &src.part).await?;
+    }
+    Ok(waiting)
+}
+
 /// Applies every source's change log in rounds until a round finds fewer than `calm` rows
 /// (then what is left is small), or until for [`STEADY_ROUNDS`] rounds the backlog has been
 /// no more than it applies in [`STEADY_SECS`] (under steady writes a round always finds the
-/// writes made while the previous one ran, but it keeps up). Calls `tick` after each round that did not end it. Under writes faster than it can
-/// apply, it goes on, and says so through `tick`: nothing is gained by cutting over behind the
-/// writes. The changes applied.
+/// writes made while the previous one ran, but it keeps up). Calls `tick` after each round
+/// that did not end it. Under writes faster than it can apply, it goes on, and says so
+/// through `tick`: nothing is gained by cutting over behind the writes. The changes applied.
 pub async fn catch_up(
     sessions: &mut Sessions,
     r: &Reshape,
@@ -491,10 +500,7 @@ pub async fn catch_up(
         if round < calm {
             return Ok(total);
         }
-        let mut waiting = 0;
-        for src in &r.sources {
-            waiting += backlog(sessions.get(&src.part.addr()).await?, &src.part).await?;
-        }
+        let waiting = waiting(sessions, r).await?;
         let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-3);
         if steady.settled(waiting, rate) {
             return Ok(total);

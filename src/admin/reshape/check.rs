@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use mysql_async::Value;
 
-use super::capture::{self, apply_log, backlog, delete_applied, Apply, Delete, Upto};
+use super::capture::{self, apply_log, delete_applied, Apply, Delete, Upto};
 use super::copy::{delete_keys, write_rows, DataRow};
 use super::record::Reshape;
-use super::run::Ctx;
-use super::run::CALM;
+use super::run::{Ctx, CALM};
 use crate::admin::progress::Progress;
 use crate::admin::sql::{column, Query, Session};
 use crate::error::{Error, ErrorKind, Result};
@@ -200,11 +199,7 @@ async fn check_range(
     }
     let mut applied: Vec<Vec<u64>> = Vec::new();
     let outcome = async {
-        let mut waiting = 0;
-        for src in &r.sources {
-            waiting += backlog(ctx.sessions.get(&src.part.addr()).await?, &src.part).await?;
-        }
-        if waiting > LOCKED_MOST {
+        if capture::waiting(&mut ctx.sessions, r).await? > LOCKED_MOST {
             return Ok(None);
         }
         for src in &r.sources {

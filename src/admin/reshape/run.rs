@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use super::capture::{self};
+use super::capture;
 use super::check::{check_all, Checked};
 use super::copy::{copy_all, Copied};
 use super::cutover::{self, drop_targets, unfence_all, CutOver};
@@ -270,7 +270,7 @@ fn renamed_ddl(ddl: &str, qualified: &str) -> Result<String> {
     Ok(format!("CREATE TABLE IF NOT EXISTS {qualified} {rest}"))
 }
 
-/// Applies the change logs until a round brings only a few changes.
+/// Applies the change logs until they are caught up ([`capture::catch_up`]).
 async fn catch_up(ctx: &mut Ctx<'_>, r: &Reshape, p: &mut Progress<'_>) -> Result<()> {
     let total = capture::catch_up(&mut ctx.sessions, r, CALM, &mut |c| {
         p.tick(format_args!("  catching up: {c}"))
