@@ -31,9 +31,10 @@ use super::moves::{
     id_list, partition_rows, print_partitions, secs, MovedPartition,
 };
 use super::progress::Progress;
-use super::replica::{self, GtidPos};
+use super::replica;
 use super::sql::{self, column, Login, Query, Session};
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::GtidPos;
 use crate::mysql::HostAddr;
 use crate::rules::check_sql_name;
 use crate::store::mysql::directory::Host;

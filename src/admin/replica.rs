@@ -6,7 +6,6 @@
 //! most a second, each under its own deadline, so a host that hangs mid-wait gives an error
 //! naming it instead of a hang.
 
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -14,90 +13,7 @@ use mysql_async::Row;
 
 use super::sql::{self, Query, Session};
 use crate::error::{Error, Result};
-use crate::mysql::HostAddr;
-
-/// One global transaction id: `domain-server-sequence`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Gtid {
-    pub domain: u32,
-    pub server: u32,
-    pub seq: u64,
-}
-
-/// A GTID position (`@@gtid_binlog_pos`, `@@gtid_slave_pos`, `Gtid_IO_Pos`): the last GTID of
-/// each replication domain.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GtidPos(pub Vec<Gtid>);
-
-impl GtidPos {
-    /// Parses `0-1-10,1-1-5` (whitespace and empty entries ignored).
-    pub fn parse(text: &str) -> Result<GtidPos> {
-        let mut gtids = Vec::new();
-        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let bad = || Error::internal(format!("`{}` is not a GTID", item.escape_debug()));
-            let mut parts = item.split('-');
-            let (Some(d), Some(s), Some(n), None) =
-                (parts.next(), parts.next(), parts.next(), parts.next())
-            else {
-                return Err(bad());
-            };
-            gtids.push(Gtid {
-                domain: d.parse().map_err(|_| bad())?,
-                server: s.parse().map_err(|_| bad())?,
-                seq: n.parse().map_err(|_| bad())?,
-            });
-        }
-        gtids.sort();
-        Ok(GtidPos(gtids))
-    }
-
-    /// The position without the GTIDs that `server_id` originated. A server logs what it
-    /// replicated from its sibling too (`log_slave_updates`), but the sibling never applies its
-    /// own transactions as a slave, so its `gtid_slave_pos` would never reach them.
-    pub fn without_server(&self, server_id: u32) -> GtidPos {
-        GtidPos(
-            self.0
-                .iter()
-                .copied()
-                .filter(|g| g.server != server_id)
-                .collect(),
-        )
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The sequence number reached in `domain`, if any.
-    pub fn seq(&self, domain: u32) -> Option<u64> {
-        self.0.iter().find(|g| g.domain == domain).map(|g| g.seq)
-    }
-
-    /// Whether `self` has reached every domain of `target`.
-    pub fn covers(&self, target: &GtidPos) -> bool {
-        target
-            .0
-            .iter()
-            .all(|t| self.seq(t.domain).is_some_and(|s| s >= t.seq))
-    }
-}
-
-impl fmt::Display for GtidPos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            return f.write_str("(empty)");
-        }
-        let mut first = true;
-        for g in &self.0 {
-            if !first {
-                f.write_str(",")?;
-            }
-            first = false;
-            write!(f, "{}-{}-{}", g.domain, g.server, g.seq)?;
-        }
-        Ok(())
-    }
-}
+use crate::mysql::{GtidPos, HostAddr};
 
 /// `@@server_id` of the session's server.
 pub async fn server_id(s: &mut Session) -> Result<u32> {

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use thrudoc::admin::replica::{Gtid, GtidPos};
+use thrudoc::mysql::{Gtid, GtidPos};
 
 /// How long a server gets to accept `SELECT 1` after it is spawned before the test fails.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -925,15 +925,23 @@ pub fn enable_semisync(a: &MariaDb, b: &MariaDb, master_timeout: Duration) {
         ]);
     }
     for db in [a, b] {
-        let start = Instant::now();
-        while db.status_var("Rpl_semi_sync_master_clients").as_deref() != Some("1") {
-            assert!(
-                start.elapsed() < PAIR_DEADLINE,
-                "server {}: no semi-sync slave registered within {PAIR_DEADLINE:?}",
-                db.server_id()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_semisync(db);
+    }
+}
+
+/// Waits until `db` counts one semi-sync slave and waits for its acknowledgements (after a
+/// restart, a master falls back to asynchronous replication until its sibling reconnects).
+pub fn wait_semisync(db: &MariaDb) {
+    let start = Instant::now();
+    while db.status_var("Rpl_semi_sync_master_clients").as_deref() != Some("1")
+        || db.status_var("Rpl_semi_sync_master_status").as_deref() != Some("ON")
+    {
+        assert!(
+            start.elapsed() < PAIR_DEADLINE,
+            "server {}: no semi-sync slave registered within {PAIR_DEADLINE:?}",
+            db.server_id()
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

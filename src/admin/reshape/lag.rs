@@ -9,11 +9,12 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::super::replica::{self, GtidPos};
+use super::super::replica;
 use super::record::Reshape;
 use super::sessions::Sessions;
 use crate::admin::progress::Progress;
 use crate::error::Result;
+use crate::mysql::GtidPos;
 use crate::mysql::HostAddr;
 
 /// One target master and its sibling.
