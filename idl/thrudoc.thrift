@@ -54,6 +54,13 @@ enum ErrorCode {
   UNAVAILABLE = 6,
   /** The store's answer to a write was lost: it may or may not have happened. */
   OUTCOME_UNKNOWN = 7,
+  /**
+   * Added. A read of a partition whose master is down was refused: the master's sibling has
+   * not applied writes the read must show (FAILOVER_READS = consistent), or the read's token
+   * names writes that the host holding the partition has not applied. Nothing was read. Safe
+   * to retry: it succeeds once the sibling catches up or the master is back.
+   */
+  BEHIND = 8,
 }
 
 /**

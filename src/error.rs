@@ -23,6 +23,9 @@ pub enum ErrorKind {
     Unavailable,
     /// A write was sent but the connection died before its answer: it may or may not have happened.
     OutcomeUnknown,
+    /// A read was refused because the copy that could serve it has not applied writes it must
+    /// show (`FAILOVER_READS = consistent`, or a read token); nothing was read.
+    Behind,
     /// A malformed or oversize Thrift message.
     Protocol,
     /// The configuration is wrong; the message names the key.
@@ -50,14 +53,20 @@ impl ErrorKind {
             | ErrorKind::NoSuchBucket
             | ErrorKind::InvalidArgument
             | ErrorKind::Protocol => Side::Client,
-            ErrorKind::ReadOnly | ErrorKind::Unavailable | ErrorKind::OutcomeUnknown => Side::Store,
+            ErrorKind::ReadOnly
+            | ErrorKind::Unavailable
+            | ErrorKind::OutcomeUnknown
+            | ErrorKind::Behind => Side::Store,
             ErrorKind::Config | ErrorKind::Internal => Side::Server,
         }
     }
 
     /// True when the operation certainly did not take effect, so retrying it is safe.
     pub fn retry_safe(self) -> bool {
-        matches!(self, ErrorKind::ReadOnly | ErrorKind::Unavailable)
+        matches!(
+            self,
+            ErrorKind::ReadOnly | ErrorKind::Unavailable | ErrorKind::Behind
+        )
     }
 
     /// A short stable name, used in logs and in the `what` text clients see.
@@ -69,6 +78,7 @@ impl ErrorKind {
             ErrorKind::ReadOnly => "read-only",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::OutcomeUnknown => "outcome unknown",
+            ErrorKind::Behind => "behind",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Config => "configuration error",
             ErrorKind::Internal => "internal error",

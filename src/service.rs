@@ -48,6 +48,7 @@ pub fn client_failure(err: &Error) -> ClientFailure {
         ErrorKind::ReadOnly => ErrorCode::READ_ONLY,
         ErrorKind::Unavailable => ErrorCode::UNAVAILABLE,
         ErrorKind::OutcomeUnknown => ErrorCode::OUTCOME_UNKNOWN,
+        ErrorKind::Behind => ErrorCode::BEHIND,
         ErrorKind::Protocol => {
             return ClientFailure::Application {
                 kind: AppExceptionKind::ProtocolError,

@@ -538,3 +538,50 @@ fn shutdown_closes_every_connection_politely() {
         "aborted clients on each host, before and after"
     );
 }
+
+/// Every acknowledged write's GTID reaches the server in its OK packet (the vendored
+/// `mysql_async` announces session tracking, vendor/mysql_async/THRUDOC.md): after puts
+/// through the server, `admin status` shows each master's acknowledged position at the GTID of
+/// the last one, which its binary log holds.
+#[test]
+fn every_write_reports_its_gtid() {
+    let cluster = cluster();
+    let h = &cluster.hosts;
+    create(cluster, "gtid", 2);
+    let server = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    for i in 0..50 {
+        c.put("gtid".into(), format!("g{i}"), b"v".to_vec())
+            .unwrap();
+    }
+    let status = c.admin("status".into(), String::new()).unwrap();
+    for (i, host) in h.iter().enumerate() {
+        let line = status
+            .lines()
+            .find(|l| l.contains(&format!(" {} ", host.addr())))
+            .unwrap_or_else(|| panic!("status lacks host {}:\n{status}", host.addr()));
+        let acknowledged = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("acknowledged="))
+            .unwrap_or_else(|| panic!("no acknowledged position: {line}"));
+        let id = host.server_id();
+        let gtid = acknowledged
+            .split(',')
+            .find(|g| g.starts_with(&format!("{id}-{id}-")))
+            .unwrap_or_else(|| panic!("host {i}: no GTID of server {id} acknowledged: {line}"));
+        // Written by this server's puts, so in the master's binary log.
+        let binlog = &host.sql("SELECT @@gtid_binlog_pos")[0][0];
+        let seq: u64 = gtid.rsplit('-').next().unwrap().parse().unwrap();
+        let logged: u64 = binlog
+            .split(',')
+            .find(|g| g.starts_with(&format!("{id}-{id}-")))
+            .and_then(|g| g.rsplit('-').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            seq > 0 && seq <= logged,
+            "host {i}: acknowledged {gtid}, binary log at {binlog}"
+        );
+    }
+}

@@ -69,6 +69,9 @@ keys! {
     HEALTH_PROBE_TIMEOUT_MS: Some("500"), n(10, 600_000), "milliseconds a health probe may take";
     HEALTH_FALL_THRESHOLD: Some("2"), n(1, 1000), "failed probes in a row that mark a host down";
     HEALTH_RISE_THRESHOLD: Some("3"), n(1, 1000), "answered probes in a row that mark a host up again";
+    FAILOVER_READS: Some("consistent"), TEXT, "reads of a partition whose master is down: consistent (only from a sibling that has applied what they must show) or stale (from the sibling as it is)";
+    FAILOVER_READ_WAIT_MS: Some("1000"), n(0, 600_000), "milliseconds a consistent read waits for the sibling to apply the master's writes";
+    FAILOVER_MAX_LAG_MS: Some("5000"), n(0, 86_400_000), "a sibling that has lacked the master's writes for longer serves no consistent reads";
 }
 
 /// The declaration of the key named `name`.

@@ -97,6 +97,38 @@ pub struct MysqlConfig {
     pub probe_timeout: Duration,
     pub fall_threshold: u32,
     pub rise_threshold: u32,
+    /// Reads of a partition whose master is down (`FAILOVER_*`).
+    pub failover: FailoverConfig,
+}
+
+/// `FAILOVER_READS`: what a read may return while its partition's master is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverReads {
+    /// Only what the sibling has once it has applied every write of the master this server
+    /// acknowledged or saw; otherwise the read is refused (`BEHIND`).
+    Consistent,
+    /// Whatever the sibling has; reads it cannot vouch for are counted.
+    Stale,
+}
+
+impl FailoverReads {
+    /// `consistent` or `stale`, as the key spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailoverReads::Consistent => "consistent",
+            FailoverReads::Stale => "stale",
+        }
+    }
+}
+
+/// The `FAILOVER_*` keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailoverConfig {
+    pub reads: FailoverReads,
+    /// How long a consistent read waits for the sibling to apply the master's writes.
+    pub read_wait: Duration,
+    /// A sibling that has lacked the master's writes for longer is not waited for.
+    pub max_lag: Duration,
 }
 
 /// The listener's keys.
@@ -293,6 +325,20 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
         probe_timeout: v.millis(&HEALTH_PROBE_TIMEOUT_MS)?,
         fall_threshold: v.number(&HEALTH_FALL_THRESHOLD)? as u32,
         rise_threshold: v.number(&HEALTH_RISE_THRESHOLD)? as u32,
+        failover: FailoverConfig {
+            reads: match v.required(&FAILOVER_READS)?.to_ascii_lowercase().as_str() {
+                "consistent" => FailoverReads::Consistent,
+                "stale" => FailoverReads::Stale,
+                other => {
+                    return Err(v.bad(
+                        &FAILOVER_READS,
+                        format!("`{other}` is not one of consistent, stale"),
+                    ))
+                }
+            },
+            read_wait: v.millis(&FAILOVER_READ_WAIT_MS)?,
+            max_lag: v.millis(&FAILOVER_MAX_LAG_MS)?,
+        },
     })
 }
 

@@ -100,6 +100,11 @@ impl ErrorCode {
   pub const UNAVAILABLE: ErrorCode = ErrorCode(6);
   /// The store's answer to a write was lost: it may or may not have happened.
   pub const OUTCOME_UNKNOWN: ErrorCode = ErrorCode(7);
+  /// Added. A read of a partition whose master is down was refused: the master's sibling has
+  /// not applied writes the read must show (FAILOVER_READS = consistent), or the read's token
+  /// names writes that the host holding the partition has not applied. Nothing was read. Safe
+  /// to retry: it succeeds once the sibling catches up or the master is back.
+  pub const BEHIND: ErrorCode = ErrorCode(8);
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::UNKNOWN,
     Self::NO_SUCH_KEY,
@@ -108,6 +113,7 @@ impl ErrorCode {
     Self::READ_ONLY,
     Self::UNAVAILABLE,
     Self::OUTCOME_UNKNOWN,
+    Self::BEHIND,
   ];
 }
 
@@ -132,6 +138,7 @@ impl From<i32> for ErrorCode {
       5 => ErrorCode::READ_ONLY,
       6 => ErrorCode::UNAVAILABLE,
       7 => ErrorCode::OUTCOME_UNKNOWN,
+      8 => ErrorCode::BEHIND,
       _ => ErrorCode(i)
     }
   }

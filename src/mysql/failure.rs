@@ -26,6 +26,7 @@ pub mod code {
     pub const ER_TABLEACCESS_DENIED_ERROR: u16 = 1142;
     pub const ER_NO_SUCH_TABLE: u16 = 1146;
     pub const ER_NET_PACKET_TOO_LARGE: u16 = 1153;
+    pub const ER_UNKNOWN_SYSTEM_VARIABLE: u16 = 1193;
     pub const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
     pub const ER_LOCK_DEADLOCK: u16 = 1213;
     pub const ER_SPECIFIC_ACCESS_DENIED_ERROR: u16 = 1227;

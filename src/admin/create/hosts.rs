@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{HostSetup, KnownHost, RegisteredHost, SERVICE_GRANTS};
+use super::{HostSetup, KnownHost, RegisteredHost, MONITOR_GRANT, SERVICE_GRANTS};
 use crate::admin::dirtx::Tx;
 use crate::admin::replica;
 use crate::admin::sql::{column, quote_ident, quote_literal, Query, Session};
@@ -153,6 +153,12 @@ pub(crate) async fn prepare_host(session: &mut Session, opts: &HostSetup<'_>) ->
         .run(
             "granting the service account",
             &format!("GRANT {SERVICE_GRANTS} ON {db}.* TO {user}"),
+        )
+        .await?;
+    session
+        .run(
+            "granting the service account SLAVE MONITOR",
+            &format!("GRANT {MONITOR_GRANT} ON *.* TO {user}"),
         )
         .await?;
     Ok(())

@@ -38,6 +38,10 @@ pub const MAX_PARTS_PER: u32 = 1000;
 /// The privileges of the service account on the schema: data only, never DDL.
 pub const SERVICE_GRANTS: &str = "SELECT, INSERT, UPDATE, DELETE";
 
+/// The service account's one global right: `SHOW SLAVE STATUS`, which says what a sibling has
+/// received from its master, for reads during an outage (`FAILOVER_READS = consistent`).
+pub const MONITOR_GRANT: &str = "SLAVE MONITOR";
+
 /// What `create-tablename` is asked to do.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -275,7 +279,8 @@ pub async fn run(opts: &CreateOptions, out: &mut dyn Write) -> Result<Created> {
 
     // 4. Schema and service account on every data host and on the directory master.
     p.say(format_args!(
-        "creating schema `{db}` and service account '{}'@'%' ({SERVICE_GRANTS} on `{db}`.*) ...",
+        "creating schema `{db}` and service account '{}'@'%' ({SERVICE_GRANTS} on `{db}`.*, \
+         {MONITOR_GRANT}) ...",
         opts.service_user
     ))?;
     if !hosts.contains_key(&opts.master) {

@@ -11,9 +11,12 @@
 //!                                               └───────────┘
 //! ```
 //!
-//! Each host gets a background probe: `SELECT 1` over its own connection (not a pooled one, so
-//! a pool full of stale connections cannot hide a dead host) every `HEALTH_PROBE_INTERVAL_MS`,
-//! each attempt bounded by `HEALTH_PROBE_TIMEOUT_MS`. A hung host (SIGSTOP, a network black
+//! Each host gets a background probe: one statement over its own connection (not a pooled one,
+//! so a pool full of stale connections cannot hide a dead host) every
+//! `HEALTH_PROBE_INTERVAL_MS`, each attempt bounded by `HEALTH_PROBE_TIMEOUT_MS`. The statement
+//! reads the host's GTID positions ([`replication::PROBE`]), so the same round trip that says
+//! the host answers also says how far it has written and applied (`SELECT 1` on a server
+//! without MariaDB's GTID variables). A hung host (SIGSTOP, a network black
 //! hole) accepts TCP but never answers, so it is caught by the timeout, not by a refusal.
 //!
 //! While a host is DOWN, reads of its partitions go to its sibling and writes are refused
@@ -36,7 +39,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 use tokio::sync::Notify;
 
-use crate::mysql::{deadline, Access, Failure, HostAddr};
+use super::replication::{self, Replication, Sample};
+use crate::mysql::{code, deadline, Access, Failure, HostAddr};
 
 /// Probe settings (`HEALTH_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +99,8 @@ pub struct HostHealth {
     transitions: AtomicU64,
     detail: Mutex<Detail>,
     went_down: Notify,
+    /// What its probes read of its GTID positions, and the writes acknowledged on it.
+    pub replication: Replication,
 }
 
 struct Detail {
@@ -125,6 +131,7 @@ impl HostHealth {
                 reason: "not probed yet".into(),
             }),
             went_down: Notify::new(),
+            replication: Replication::default(),
         }
     }
 
@@ -141,6 +148,11 @@ impl HostHealth {
     /// Reads may go to the host.
     pub fn is_readable(&self) -> bool {
         self.state() != State::Down
+    }
+
+    /// State changes so far: while the host stays DOWN this number names the outage.
+    pub fn transitions(&self) -> u64 {
+        self.transitions.load(Ordering::Relaxed)
     }
 
     /// The host's address.
@@ -314,7 +326,7 @@ impl Health {
     /// that is already dead).
     pub async fn probe_now(&self, host: &HostHealth, opts: Opts) {
         let mut conn = None;
-        let result = probe(&mut conn, &opts, self.settings.timeout).await;
+        let result = probe(&mut conn, &opts, self.settings.timeout, host).await;
         if let Err(reason) = &result {
             // At start-up one failure is enough: there is no traffic to protect yet.
             host.mark_down(&format!("start-up probe failed: {reason}"));
@@ -341,7 +353,7 @@ async fn probe_loop(registry: Weak<Health>, host: Weak<HostHealth>, opts: Opts) 
             _ = closed.wait_for(|closed| *closed) => break,
         }
         let Some(host) = host.upgrade() else { return };
-        let result = probe(&mut conn, &opts, settings.timeout).await;
+        let result = probe(&mut conn, &opts, settings.timeout, &host).await;
         host.probe_result(result, &settings);
     }
     if let Some(c) = conn {
@@ -349,16 +361,35 @@ async fn probe_loop(registry: Weak<Health>, host: Weak<HostHealth>, opts: Opts) 
     }
 }
 
-/// One probe: (re)connect when needed, then `SELECT 1`, all within `timeout`. A failed probe
-/// drops its connection, so the next one starts afresh.
-async fn probe(conn: &mut Option<Conn>, opts: &Opts, timeout: Duration) -> Result<(), String> {
+/// One probe: (re)connect when needed, then read the host's positions (or `SELECT 1` where it
+/// has none), all within `timeout`. A failed probe drops its connection, so the next one
+/// starts afresh.
+async fn probe(
+    conn: &mut Option<Conn>,
+    opts: &Opts,
+    timeout: Duration,
+    host: &HostHealth,
+) -> Result<(), String> {
     let attempt = async {
         if conn.is_none() {
             *conn = Some(Conn::new(opts.clone()).await?);
         }
-        match conn.as_mut() {
-            Some(c) => c.query_drop("SELECT 1").await,
-            None => Ok(()),
+        let Some(c) = conn.as_mut() else {
+            return Ok(None);
+        };
+        if host.replication.is_unsupported() {
+            return c.query_drop("SELECT 1").await.map(|()| None);
+        }
+        type Row = (u32, Option<String>, Option<String>);
+        match c.query_first::<Row, _>(replication::PROBE).await {
+            Ok(row) => Ok(row),
+            Err(mysql_async::Error::Server(e)) if e.code == code::ER_UNKNOWN_SYSTEM_VARIABLE => {
+                tracing::warn!(host = %host.address, error = %e.message,
+                    "the host has no MariaDB GTID positions: FAILOVER_READS = consistent cannot vouch for reads from it");
+                host.replication.unsupported();
+                c.query_drop("SELECT 1").await.map(|()| None)
+            }
+            Err(e) => Err(e),
         }
     };
     let result = deadline(
@@ -370,10 +401,23 @@ async fn probe(conn: &mut Option<Conn>, opts: &Opts, timeout: Duration) -> Resul
     )
     .await
     .map_err(|f| f.error.to_string());
-    if result.is_err() {
-        *conn = None;
+    match &result {
+        Ok(Some((server_id, binlog, slave))) => {
+            match Sample::parse(
+                *server_id,
+                binlog.as_deref().unwrap_or_default(),
+                slave.as_deref().unwrap_or_default(),
+            ) {
+                Ok(sample) => host.replication.sampled(sample, Instant::now()),
+                Err(e) => {
+                    tracing::warn!(host = %host.address, error = %e, "health probe: unreadable GTID position")
+                }
+            }
+        }
+        Ok(None) => {}
+        Err(_) => *conn = None,
     }
-    result
+    result.map(|_| ())
 }
 
 #[cfg(test)]

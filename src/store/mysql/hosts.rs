@@ -19,8 +19,14 @@ use crate::mysql::{deadline, Access, Failure, HostAddr};
 const STATEMENT_CACHE: usize = 256;
 
 /// Sessions must refuse, not truncate: in a non-strict mode MySQL would store '' where an
-/// append's size check yields NULL. Nothing else may differ between hosts either.
-const SESSION_INIT: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'";
+/// append's size check yields NULL. Nothing else may differ between hosts either. Every OK
+/// packet of a write carries the write's GTID ([`super::replication::last_gtid`]).
+fn session_init() -> String {
+    format!(
+        "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', {}",
+        super::replication::TRACK_LAST_GTID
+    )
+}
 
 /// Connection settings shared by every host.
 #[derive(Clone)]
@@ -77,7 +83,7 @@ impl HostSettings {
             .prefer_socket(false)
             .tcp_nodelay(true)
             .stmt_cache_size(STATEMENT_CACHE)
-            .setup(vec![SESSION_INIT])
+            .setup(vec![session_init()])
     }
 
     /// Takes a connection from `pool` (of `addr`) within the connect timeout. Nothing has been

@@ -17,6 +17,8 @@
 //!   statement.
 //! - [`batch`]: batch elements grouped by partition and cut into statement-sized chunks.
 //! - [`scan`]: walks in stretches of the hash range, with seeds that outlive a split or merge.
+//! - [`replication`]: what each host has written and applied, and the writes acknowledged on
+//!   it; [`consistent`]: reads from a sibling that never go back in time.
 //! - [`relocate`]: a request that meets a partition at its old home (a move's cutover) waits
 //!   for the directory and goes to the new one.
 //! - [`sql`]: the statements, with every client value bound.
@@ -24,12 +26,14 @@
 
 pub mod batch;
 pub mod coalesce;
+pub mod consistent;
 pub mod directory;
 pub mod drain;
 pub mod health;
 pub mod hosts;
 pub mod placement;
 pub mod relocate;
+pub mod replication;
 pub mod report;
 pub mod routing;
 pub mod scan;
@@ -47,6 +51,7 @@ use mysql_async::{Params, Value};
 
 use self::batch::bytes;
 use self::coalesce::{PendingGet, PendingPut};
+use self::consistent::FailoverCounters;
 use self::drain::{drain_gets, drain_puts};
 use self::health::{Health, HealthSettings};
 use self::hosts::{HostSettings, Pools};
@@ -77,6 +82,8 @@ struct Inner {
     /// ([`relocate`]), and when the last of them started.
     refreshing: tokio::sync::Mutex<()>,
     refreshed: Mutex<Option<Instant>>,
+    /// How reads during outages went.
+    failover: FailoverCounters,
 }
 
 /// The MySQL store.
@@ -114,6 +121,7 @@ impl MysqlStore {
             reload: tokio::sync::Mutex::new(()),
             refreshing: tokio::sync::Mutex::new(()),
             refreshed: Mutex::new(None),
+            failover: FailoverCounters::default(),
         });
         match inner.reload().await {
             Ok(routing) => inner.serving(&routing).await,
@@ -276,7 +284,7 @@ impl Store for MysqlStore {
                 Ok(Some(routing.directory.to_string()))
             }
             "status" => Ok(Some(status_text(&self.routing()))),
-            "stats" => Ok(Some(stats_text(&self.routing()))),
+            "stats" => Ok(Some(stats_text(&self.routing(), &self.inner.failover))),
             _ => Ok(None),
         }
     }

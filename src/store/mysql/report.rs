@@ -3,12 +3,14 @@
 
 use std::fmt::Write as _;
 
+use super::consistent::FailoverCounters;
 use super::health::State;
-use super::routing::Routing;
+use super::routing::{HostRoute, Routing};
 
 /// `name=value` lines per host: up (1: takes writes, 0: not), its state (UP, RETURNING, DOWN),
-/// seconds in that state, transitions so far.
-pub fn stats_text(routing: &Routing) -> String {
+/// seconds in that state, transitions so far, its sibling's lag behind it in seconds (-1: not
+/// known); then how reads during outages went.
+pub fn stats_text(routing: &Routing, failover: &FailoverCounters) -> String {
     let mut out = format!("directory.version={}\n", routing.directory.version);
     for route in routing.hosts.values() {
         let r = route.health.report();
@@ -21,8 +23,35 @@ pub fn stats_text(routing: &Routing) -> String {
             r.transitions,
             a = route.address
         );
+        let lag = sibling_lag(routing, route).map_or(-1.0, |d| d.as_secs_f64());
+        let _ = writeln!(out, "host.{}.sibling_lag_secs={lag:.3}", route.address);
     }
+    out.push_str(&failover.text());
     out
+}
+
+/// What the host's probes read of its GTID positions and its sibling's lag behind it:
+/// `written=1-1-120 applied=2-2-40 acknowledged=1-1-118 sibling_lag=0.0s`.
+fn positions(routing: &Routing, route: &HostRoute) -> String {
+    let r = route.health.replication.report();
+    if r.unsupported {
+        return "positions=none (not MariaDB)".into();
+    }
+    let Some(age) = r.sampled_secs else {
+        return "positions=(not probed yet)".into();
+    };
+    let lag = sibling_lag(routing, route)
+        .map_or("unknown".into(), |d| format!("{:.1}s", d.as_secs_f64()));
+    format!(
+        "written={} applied={} acknowledged={} sibling_lag={lag} (probed {age:.1} s ago)",
+        r.written, r.applied, r.acknowledged
+    )
+}
+
+/// How long `route`'s sibling has lacked writes `route` had (see [`super::replication`]).
+fn sibling_lag(routing: &Routing, route: &HostRoute) -> Option<std::time::Duration> {
+    let sibling = routing.hosts.get(&route.sibling?)?;
+    route.health.replication.lag_of(&sibling.health.replication)
 }
 
 /// The directory, each host with its sibling and state, each bucket, and the buckets not
@@ -41,8 +70,11 @@ pub fn status_text(routing: &Routing) -> String {
                 let r = route.health.report();
                 let state = r.state.as_str();
                 format!(
-                    "{state} for {:.1} s ({}), transitions={}",
-                    r.for_secs, r.reason, r.transitions
+                    "{state} for {:.1} s ({}), transitions={}, {}",
+                    r.for_secs,
+                    r.reason,
+                    r.transitions,
+                    positions(routing, route)
                 )
             },
         );

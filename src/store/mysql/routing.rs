@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | UP | master | master |
 //! | UP, but the read's connection fails, it times out, or the host goes DOWN while it waits | retried on the sibling in the same request | `UNAVAILABLE` if nothing was sent, `OUTCOME_UNKNOWN` if it was |
-//! | DOWN | sibling | refused at once: `READ_ONLY` |
+//! | DOWN | sibling, once it has applied what the read must show ([`super::consistent`]) | refused at once: `READ_ONLY` |
 //!
 //! A write is never queued and never sent to the sibling, so two hosts never take writes for
 //! one partition (docs/DESIGN.md, "Failover").
@@ -19,6 +19,7 @@ use mysql_async::{Params, Pool};
 use super::coalesce::Queue;
 use super::directory::{Directory, Partition};
 use super::health::{HostHealth, State};
+use super::replication::last_gtid;
 use super::Inner;
 use crate::error::{Error, ErrorKind, Result};
 use crate::mysql::{Access, Class, Failure, HostAddr};
@@ -196,7 +197,8 @@ impl Inner {
                 let mut conn = self.settings.connect(&master.pool, &master.address).await?;
                 let run = async {
                     conn.exec_drop(stmt, params.clone()).await?;
-                    Ok(conn.affected_rows())
+                    let gtid = conn.last_ok_packet().and_then(last_gtid);
+                    Ok((conn.affected_rows(), gtid))
                 };
                 let on = format!("on {}", master.address);
                 self.settings.statement(Access::Write, on, run).await
@@ -208,12 +210,16 @@ impl Inner {
                 other => break other,
             }
         };
-        result.map_err(|f| {
+        let (affected, gtid) = result.map_err(|f| {
             if f.class.host_gone() {
                 master.health.suspect(&host_reason(&f));
             }
             f.error.context(describe(part, what))
-        })
+        })?;
+        if let Some(gtid) = gtid {
+            master.health.replication.acknowledged(gtid);
+        }
+        Ok(affected)
     }
 
     /// Runs a read of `part` on its master, or on the master's sibling when the master is
@@ -281,7 +287,28 @@ impl Inner {
                 ),
             ));
         };
-        self.read_on(sibling, stmt, params).await.map_err(|f| {
+        let on_sibling = async {
+            let mut conn = self
+                .settings
+                .connect(&sibling.pool, &sibling.address)
+                .await?;
+            self.vouch(master, sibling, &mut conn).await?;
+            let on = sibling.address.to_string();
+            self.settings
+                .statement(Access::Read, on, conn.exec(stmt, params))
+                .await
+        };
+        on_sibling.await.map_err(|f| {
+            if f.error.kind() == ErrorKind::Behind {
+                return Error::new(
+                    ErrorKind::Behind,
+                    format!(
+                        "{}: master {master_failure}; {}",
+                        describe(part, what),
+                        f.error.message()
+                    ),
+                );
+            }
             let e = Error::new(
                 ErrorKind::Unavailable,
                 format!(

@@ -1,0 +1,220 @@
+//! Reads from a sibling that never go back in time (`FAILOVER_READS`).
+//!
+//! While a partition's master is down its reads go to the master's sibling, which may not have
+//! applied the master's last writes: replication is asynchronous unless semi-synchronous
+//! replication is on, and a master that dies may hold writes it never sent. Before a sibling
+//! serves such a read, this server compares what the sibling has applied with what the read
+//! must show, the master's [`Replication::required`](super::replication::Replication::required)
+//! position (every write this server acknowledged there, and the master's position at its last
+//! probe):
+//!
+//! | `FAILOVER_READS` | the sibling has applied it | it has not |
+//! | --- | --- | --- |
+//! | `consistent` (default) | served | the read waits on its own connection (`MASTER_GTID_WAIT`) for at most `FAILOVER_READ_WAIT_MS`, then is refused with `BEHIND`; at once if the sibling has lacked the master's writes for more than `FAILOVER_MAX_LAG_MS` |
+//! | `stale` | served | served, and counted (`failover.stale_reads`) |
+//!
+//! In `consistent` mode, while the master is DOWN, the position also includes what the sibling
+//! had received from the master (`Gtid_IO_Pos`, read once per outage): with semi-synchronous
+//! replication that is every write any server had acknowledged, so reads through any server
+//! show them.
+//!
+//! Once a wait succeeds the sibling is known to hold that position, and since a master that
+//! is down takes no writes the position does not move: the outage's later reads cost nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Row};
+
+use super::routing::HostRoute;
+use super::Inner;
+use crate::config::FailoverReads;
+use crate::error::{Error, ErrorKind};
+use crate::mysql::{deadline, Access, Class, Failure, GtidPos};
+
+/// How reads during outages went, for `admin("stats")`.
+#[derive(Default)]
+pub struct FailoverCounters {
+    /// `SHOW SLAVE STATUS` was refused once (logged once).
+    monitor_warned: AtomicBool,
+    /// Reads a sibling served.
+    pub sibling_reads: AtomicU64,
+    /// Consistent reads that waited for the sibling to apply the master's writes.
+    pub waits: AtomicU64,
+    /// Consistent reads refused with `BEHIND`.
+    pub refused: AtomicU64,
+    /// Reads a sibling served in `stale` mode without having applied what they should show.
+    pub stale_reads: AtomicU64,
+}
+
+impl FailoverCounters {
+    fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `name=value` lines.
+    pub fn text(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "failover.sibling_reads={}\nfailover.waits={}\nfailover.refused={}\nfailover.stale_reads={}\n",
+            get(&self.sibling_reads),
+            get(&self.waits),
+            get(&self.refused),
+            get(&self.stale_reads)
+        )
+    }
+}
+
+fn behind(why: String) -> Failure {
+    Failure {
+        error: Error::new(ErrorKind::Behind, why),
+        class: Class::Refused,
+    }
+}
+
+impl Inner {
+    /// Decides whether `sibling` may serve a read of a partition of `master` (see the module's
+    /// table), waiting on `conn`, a connection to the sibling, when it must. A refusal is
+    /// [`ErrorKind::Behind`] and says which position the sibling lacks.
+    pub(super) async fn vouch(
+        &self,
+        master: &HostRoute,
+        sibling: &HostRoute,
+        conn: &mut Conn,
+    ) -> Result<(), Failure> {
+        let counters = &self.failover;
+        let settings = self.config.failover;
+        let mut required = master.health.replication.required();
+        let theirs = &sibling.health.replication;
+        if settings.reads == FailoverReads::Consistent && !master.health.is_readable() {
+            required.raise_to(&self.received(master, sibling, conn).await?);
+        }
+        if theirs.applied().covers(&required) {
+            FailoverCounters::count(&counters.sibling_reads);
+            return Ok(());
+        }
+        if settings.reads == FailoverReads::Stale {
+            FailoverCounters::count(&counters.sibling_reads);
+            FailoverCounters::count(&counters.stale_reads);
+            return Ok(());
+        }
+        if let Some(lag) = master.health.replication.lag_of(theirs) {
+            if lag > settings.max_lag {
+                FailoverCounters::count(&counters.refused);
+                return Err(behind(format!(
+                    "its sibling {} has lacked writes of the master for {:.1} s, more than \
+                     FAILOVER_MAX_LAG_MS = {} (it has applied {}; the master's writes reach {}); \
+                     nothing was read",
+                    sibling.address,
+                    lag.as_secs_f64(),
+                    settings.max_lag.as_millis(),
+                    theirs.applied(),
+                    required
+                )));
+            }
+        }
+        FailoverCounters::count(&counters.waits);
+        match self
+            .wait_applied(sibling, conn, &required, settings.read_wait)
+            .await?
+        {
+            true => {
+                theirs.reached(&required);
+                FailoverCounters::count(&counters.sibling_reads);
+                Ok(())
+            }
+            false => {
+                FailoverCounters::count(&counters.refused);
+                Err(behind(format!(
+                    "its sibling {} did not apply the master's writes up to {required} within \
+                     FAILOVER_READ_WAIT_MS = {} (it had applied {}); nothing was read",
+                    sibling.address,
+                    settings.read_wait.as_millis(),
+                    theirs.applied()
+                )))
+            }
+        }
+    }
+
+    /// What `sibling` had received of `master`'s writes (`Gtid_IO_Pos`), read on `conn` once
+    /// per outage of `master` (a master that is down sends nothing more). With semi-synchronous
+    /// replication that covers every write any server had acknowledged, so a read that waits
+    /// for it shows other servers' writes too. Empty when it cannot be known: the master's
+    /// server id was never probed, or the service account may not run `SHOW SLAVE STATUS`
+    /// (logged; it needs `SLAVE MONITOR`).
+    async fn received(
+        &self,
+        master: &HostRoute,
+        sibling: &HostRoute,
+        conn: &mut Conn,
+    ) -> Result<GtidPos, Failure> {
+        let Some(server_id) = master.health.replication.server_id() else {
+            return Ok(GtidPos::default());
+        };
+        let outage = master.health.transitions();
+        let theirs = &sibling.health.replication;
+        if let Some(pos) = theirs.received_in(outage) {
+            return Ok(pos);
+        }
+        let what = format!(
+            "reading what {} received from {}",
+            sibling.address, master.address
+        );
+        let status = self
+            .settings
+            .statement(
+                Access::Read,
+                &what,
+                conn.query::<Row, _>("SHOW ALL SLAVES STATUS"),
+            )
+            .await;
+        let rows = match status {
+            Ok(rows) => rows,
+            Err(f) if f.class == Class::AccessDenied || f.class == Class::Refused => {
+                if !self.failover.monitor_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(host = %sibling.address, error = %f.error,
+                        "consistent reads during an outage show only this server's writes: \
+                         grant the service account SLAVE MONITOR to show every server's");
+                }
+                return Ok(GtidPos::default());
+            }
+            Err(f) => return Err(f),
+        };
+        let mut received = GtidPos::default();
+        for row in &rows {
+            let text: Option<String> = row.get_opt("Gtid_IO_Pos").and_then(Result::ok);
+            let pos = GtidPos::parse(text.as_deref().unwrap_or_default()).map_err(|e| Failure {
+                error: e.context(&what),
+                class: Class::Refused,
+            })?;
+            received.raise_to(&pos.of_server(server_id));
+        }
+        theirs.set_received(outage, received.clone());
+        Ok(received)
+    }
+
+    /// `MASTER_GTID_WAIT(target, limit)` on `conn`: true once `sibling` has applied `target`,
+    /// false when `limit` passed first (or replication was stopped under the wait).
+    async fn wait_applied(
+        &self,
+        sibling: &HostRoute,
+        conn: &mut Conn,
+        target: &GtidPos,
+        limit: Duration,
+    ) -> Result<bool, Failure> {
+        let wait = conn.exec_first::<Option<i64>, _, _>(
+            "SELECT MASTER_GTID_WAIT(?, ?)",
+            (target.to_string(), limit.as_secs_f64()),
+        );
+        let answer = deadline(
+            limit + self.settings.query_timeout,
+            Access::Read,
+            format!("waiting on {} for {target}", sibling.address),
+            |e, what| Failure::for_service(e, Access::Read, what),
+            wait,
+        )
+        .await?;
+        Ok(answer.flatten() == Some(0))
+    }
+}
