@@ -128,4 +128,19 @@ service Thrudoc {
 
   /** Operator commands: echo, load_partitions, stats, status. */
   string admin(1: string op, 2: string data) throws (1: ThrudocException e),
+
+  /**
+   * Added. A token covering every write this server has acknowledged so far, to any client:
+   * call it after a write, then pass the token to getAfter on any server to read at least that
+   * write. An opaque string (today a MariaDB GTID list); "" on the embedded store.
+   */
+  string writeToken() throws (1: ThrudocException e),
+
+  /**
+   * Added. get, reflecting at least the writes `token` covers (from writeToken, of any
+   * server). When the host that would answer has not applied them yet, the read waits up to
+   * the server's FAILOVER_READ_WAIT_MS, then fails with BEHIND (nothing was read; retry).
+   * A token that is not one is INVALID_ARGUMENT; "" is plain get.
+   */
+  binary getAfter(1: string bucket, 2: string key, 3: string token) throws (1: ThrudocException e),
 }

@@ -208,6 +208,15 @@ impl Service {
                 ))
             }
             Call::Admin { op, data } => self.admin(&op, &data).await.map(ReplyBody::Binary),
+            Call::WriteToken => Ok(ReplyBody::Binary(Bytes::from(store.write_token().await?))),
+            Call::GetAfter { bucket, key, token } => {
+                let token = std::str::from_utf8(&token)
+                    .map_err(|_| Error::invalid("token is not UTF-8"))?;
+                let value = store
+                    .get_after(self.bucket(&bucket)?, self.key(key)?, token)
+                    .await?;
+                Ok(ReplyBody::Binary(value))
+            }
         }
     }
 

@@ -220,3 +220,23 @@ fn data_survives_a_restart_and_more_buckets_can_be_configured() {
         NO_BUCKET
     );
 }
+
+/// The embedded store keeps one copy of everything: its write token is empty, `getAfter` with
+/// it is `get`, and a token of another store is refused without reading.
+#[test]
+fn write_tokens_on_the_embedded_store() {
+    let server = ThrudocServer::start("");
+    let mut c = server.client(Transport::Framed, Protocol::Compact);
+    c.put("data".into(), "t".into(), b"v".to_vec()).unwrap();
+    let token = c.write_token().unwrap();
+    assert_eq!(token, "");
+    assert_eq!(c.get_after("data".into(), "t".into(), token).unwrap(), b"v");
+    let e = c
+        .get_after("data".into(), "t".into(), "1-1-5".into())
+        .unwrap_err();
+    assert_eq!(error_code(e), INVALID);
+    let e = c
+        .get_after("data".into(), "absent".into(), String::new())
+        .unwrap_err();
+    assert_eq!(error_code(e), NO_SUCH_KEY);
+}

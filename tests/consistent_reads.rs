@@ -18,6 +18,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::drivers::{Bindings, Lang, Source};
 use common::mariadb::{enable_semisync, require_mariadb, wait_replicated, wait_semisync, Cluster};
 use common::mysql::{create_bucket, part_of, partitions, thrudoc_on};
 use common::ThrudocServer;
@@ -276,4 +277,99 @@ fn with_semisync_no_read_goes_back_in_time_across_kill_9() {
     assert_eq!(stale, 0, "reads went back in time");
     assert_eq!(reads, 2 * ROUNDS * pair.keys.len());
     assert!(waits >= ROUNDS as u64, "each round's first reads waited");
+}
+
+/// A token from a write through one server makes a read through another reflect that write,
+/// even on a server that would serve stale reads: the read waits for the sibling to apply it,
+/// and fails with BEHIND when it cannot.
+#[test]
+fn a_write_token_carries_read_your_writes_to_another_server() {
+    let pair = Pair::new();
+    let writer = pair.server("");
+    // A server that, without a token, reads the sibling as it is.
+    let reader = pair.server("FAILOVER_READS = stale\nFAILOVER_READ_WAIT_MS = 700");
+    pair.put_all(&writer, "old");
+    wait_replicated(pair.master(), pair.sibling(), Duration::from_secs(30));
+    pair.sibling().sql("STOP SLAVE SQL_THREAD");
+    let key = pair.keys[0].clone();
+    let mut w = writer.client(Transport::Framed, Protocol::Binary);
+    w.put("f".into(), key.clone(), b"new".to_vec()).unwrap();
+    let token = w.write_token().unwrap();
+    assert!(
+        token.starts_with(&format!("{}-{}-", 1, 1)),
+        "the token names the master's GTID: {token}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    pair.master().kill9();
+    pair.wait_master_down(&reader);
+
+    let mut r = reader.client(Transport::Framed, Protocol::Binary);
+    assert_eq!(
+        r.get("f".into(), key.clone()).unwrap(),
+        b"old",
+        "no token: stale"
+    );
+    let asked = Instant::now();
+    let ex = common::thrudoc_exception(
+        r.get_after("f".into(), key.clone(), token.clone())
+            .unwrap_err(),
+    );
+    let what = ex.what.clone().unwrap_or_default();
+    assert_eq!(common::code_of(&ex), BEHIND, "{what}");
+    assert!(
+        what.contains(&token) && what.contains("getAfter on partition"),
+        "the error names the operation and the position: {what}"
+    );
+    eprintln!("TOKEN refused after {:?}: {what}", asked.elapsed());
+
+    // With the SQL thread started while it waits, the read returns the written value.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
+            pair.sibling().sql("START SLAVE SQL_THREAD");
+        });
+        let asked = Instant::now();
+        assert_eq!(
+            r.get_after("f".into(), key.clone(), token.clone()).unwrap(),
+            b"new"
+        );
+        eprintln!("TOKEN read after {:?}", asked.elapsed());
+    });
+
+    // An empty token is a plain get; a token that is not one changes nothing.
+    assert_eq!(
+        r.get_after("f".into(), key.clone(), String::new()).unwrap(),
+        b"new"
+    );
+    let e = r
+        .get_after("f".into(), key.clone(), "1-1".into())
+        .unwrap_err();
+    let ex = common::thrudoc_exception(e);
+    assert_eq!(common::code_of(&ex), ErrorCode::INVALID_ARGUMENT.0);
+    assert!(
+        ex.what
+            .unwrap_or_default()
+            .contains("token `1-1` is not a write token"),
+        "bad token named"
+    );
+    pair.bring_back(&[&writer, &reader]);
+}
+
+/// The README's Python example: a client of `idl/thrudoc.thrift` writes through one server,
+/// takes the token, and reads its write through another.
+#[test]
+fn the_python_example_reads_its_write_through_another_server() {
+    let pair = Pair::new();
+    let (a, b) = (pair.server(""), pair.server(""));
+    let bindings = Bindings::generate(Lang::Python, Source::New);
+    let arg = |s: &ThrudocServer| [s.addr.ip().to_string(), s.addr.port().to_string()];
+    let mut args: Vec<String> = arg(&a).into_iter().chain(arg(&b)).collect();
+    args.extend(["f".to_string(), pair.keys[1].clone()]);
+    let out = bindings.run_python("tests/interop/python/read_your_writes.py", &args);
+    assert_eq!(out.trim(), "written through A 0", "{out}");
+    let mut c = b.client(Transport::Framed, Protocol::Binary);
+    assert_eq!(
+        c.get("f".into(), pair.keys[1].clone()).unwrap(),
+        b"written through A"
+    );
 }

@@ -93,6 +93,14 @@ fn read_call<'a, P: ProtoRead<'a>>(p: &mut P, method: Method) -> ReadResult<Resu
             p.skip(Ty::Struct, MAX_SKIP_DEPTH)?;
             Call::GetBuckets
         }
+        Method::WriteToken => {
+            p.skip(Ty::Struct, MAX_SKIP_DEPTH)?;
+            Call::WriteToken
+        }
+        Method::GetAfter => {
+            let [bucket, key, token] = read_strings(p)?;
+            Call::GetAfter { bucket, key, token }
+        }
         Method::Put => {
             let [bucket, key, value] = read_strings(p)?;
             Call::Put { bucket, key, value }

@@ -18,11 +18,13 @@ pub enum Method {
     RemoveList,
     PutValueList,
     Admin,
+    WriteToken,
+    GetAfter,
 }
 
 impl Method {
     /// Every method, in IDL order.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 14] = [
         Method::GetBuckets,
         Method::Put,
         Method::Get,
@@ -35,6 +37,8 @@ impl Method {
         Method::RemoveList,
         Method::PutValueList,
         Method::Admin,
+        Method::WriteToken,
+        Method::GetAfter,
     ];
 
     /// The method's name on the wire.
@@ -52,6 +56,8 @@ impl Method {
             Method::RemoveList => "removeList",
             Method::PutValueList => "putValueList",
             Method::Admin => "admin",
+            Method::WriteToken => "writeToken",
+            Method::GetAfter => "getAfter",
         }
     }
 
@@ -112,6 +118,12 @@ pub enum Call {
         op: Bytes,
         data: Bytes,
     },
+    WriteToken,
+    GetAfter {
+        bucket: Bytes,
+        key: Bytes,
+        token: Bytes,
+    },
 }
 
 impl Call {
@@ -130,6 +142,8 @@ impl Call {
             Call::RemoveList(_) => Method::RemoveList,
             Call::PutValueList(_) => Method::PutValueList,
             Call::Admin { .. } => Method::Admin,
+            Call::WriteToken => Method::WriteToken,
+            Call::GetAfter { .. } => Method::GetAfter,
         }
     }
 }

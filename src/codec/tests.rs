@@ -1189,6 +1189,10 @@ fn handle(call: Call) -> Result<ReplyBody, (AppExceptionKind, String)> {
             ))
         }
         Call::Admin { op, data } => ReplyBody::Binary([&op[..], b" ", &data[..]].concat().into()),
+        Call::WriteToken => ReplyBody::Binary(b("1-1-5,2-2-7")),
+        Call::GetAfter { key, token, .. } => {
+            ReplyBody::Binary([&key[..], b"@", &token[..]].concat().into())
+        }
     })
 }
 
@@ -1376,10 +1380,26 @@ fn generated_client_talks_to_the_codec() {
             }
             // The client still works after an exception.
             assert_eq!(c.admin(s("echo"), s("again")).unwrap(), "echo again");
+            assert_eq!(c.write_token().unwrap(), "1-1-5,2-2-7", "{ctx}");
+            assert_eq!(
+                c.get_after(s("b"), s("k"), s("1-1-5")).unwrap(),
+                b"k@1-1-5",
+                "{ctx}"
+            );
 
             let calls = CALLS.with(|c| c.borrow().clone());
             let to_el = |e: &gen::Element| to_gen(&from_gen(e.clone()));
-            assert_eq!(calls.len(), 17, "{ctx}");
+            assert_eq!(calls.len(), 19, "{ctx}");
+            assert_eq!(calls[17], Call::WriteToken, "{ctx}");
+            assert_eq!(
+                calls[18],
+                Call::GetAfter {
+                    bucket: b("b"),
+                    key: b("k"),
+                    token: b("1-1-5")
+                },
+                "{ctx}"
+            );
             assert_eq!(
                 calls[1],
                 Call::Put {

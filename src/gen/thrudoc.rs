@@ -562,6 +562,15 @@ pub trait TThrudocSyncClient {
   fn put_value_list(&mut self, elements: Vec<Element>) -> thrift::Result<Vec<ListResponse>>;
   /// Operator commands: echo, load_partitions, stats, status.
   fn admin(&mut self, op: String, data: String) -> thrift::Result<String>;
+  /// Added. A token covering every write this server has acknowledged so far, to any client:
+  /// call it after a write, then pass the token to getAfter on any server to read at least that
+  /// write. An opaque string (today a MariaDB GTID list); "" on the embedded store.
+  fn write_token(&mut self) -> thrift::Result<String>;
+  /// Added. get, reflecting at least the writes `token` covers (from writeToken, of any
+  /// server). When the host that would answer has not applied them yet, the read waits up to
+  /// the server's FAILOVER_READ_WAIT_MS, then fails with BEHIND (nothing was read; retry).
+  /// A token that is not one is INVALID_ARGUMENT; "" is plain get.
+  fn get_after(&mut self, bucket: String, key: String, token: String) -> thrift::Result<Vec<u8>>;
 }
 
 pub trait TThrudocSyncClientMarker {}
@@ -912,6 +921,60 @@ impl <C: TThriftClient + TThrudocSyncClientMarker> TThrudocSyncClient for C {
       result.ok_or()
     }
   }
+  fn write_token(&mut self) -> thrift::Result<String> {
+    (
+      {
+        self.increment_sequence_number();
+        let message_ident = TMessageIdentifier::new("writeToken", TMessageType::Call, self.sequence_number());
+        let call_args = ThrudocWriteTokenArgs {  };
+        self.o_prot_mut().write_message_begin(&message_ident)?;
+        call_args.write_to_out_protocol(self.o_prot_mut())?;
+        self.o_prot_mut().write_message_end()?;
+        self.o_prot_mut().flush()
+      }
+    )?;
+    {
+      let message_ident = self.i_prot_mut().read_message_begin()?;
+      verify_expected_sequence_number(self.sequence_number(), message_ident.sequence_number)?;
+      verify_expected_service_call("writeToken", &message_ident.name)?;
+      if message_ident.message_type == TMessageType::Exception {
+        let remote_error = thrift::Error::read_application_error_from_in_protocol(self.i_prot_mut())?;
+        self.i_prot_mut().read_message_end()?;
+        return Err(thrift::Error::Application(remote_error))
+      }
+      verify_expected_message_type(TMessageType::Reply, message_ident.message_type)?;
+      let result = ThrudocWriteTokenResult::read_from_in_protocol(self.i_prot_mut())?;
+      self.i_prot_mut().read_message_end()?;
+      result.ok_or()
+    }
+  }
+  fn get_after(&mut self, bucket: String, key: String, token: String) -> thrift::Result<Vec<u8>> {
+    (
+      {
+        self.increment_sequence_number();
+        let message_ident = TMessageIdentifier::new("getAfter", TMessageType::Call, self.sequence_number());
+        let call_args = ThrudocGetAfterArgs { bucket, key, token };
+        self.o_prot_mut().write_message_begin(&message_ident)?;
+        call_args.write_to_out_protocol(self.o_prot_mut())?;
+        self.o_prot_mut().write_message_end()?;
+        self.o_prot_mut().flush()
+      }
+    )?;
+    {
+      let message_ident = self.i_prot_mut().read_message_begin()?;
+      verify_expected_sequence_number(self.sequence_number(), message_ident.sequence_number)?;
+      verify_expected_service_call("getAfter", &message_ident.name)?;
+      if message_ident.message_type == TMessageType::Exception {
+        let remote_error = thrift::Error::read_application_error_from_in_protocol(self.i_prot_mut())?;
+        self.i_prot_mut().read_message_end()?;
+        return Err(thrift::Error::Application(remote_error))
+      }
+      verify_expected_message_type(TMessageType::Reply, message_ident.message_type)?;
+      let result = ThrudocGetAfterResult::read_from_in_protocol(self.i_prot_mut())?;
+      self.i_prot_mut().read_message_end()?;
+      result.ok_or()
+    }
+  }
 }
 
 //
@@ -940,6 +1003,15 @@ pub trait ThrudocSyncHandler {
   fn handle_put_value_list(&self, elements: Vec<Element>) -> thrift::Result<Vec<ListResponse>>;
   /// Operator commands: echo, load_partitions, stats, status.
   fn handle_admin(&self, op: String, data: String) -> thrift::Result<String>;
+  /// Added. A token covering every write this server has acknowledged so far, to any client:
+  /// call it after a write, then pass the token to getAfter on any server to read at least that
+  /// write. An opaque string (today a MariaDB GTID list); "" on the embedded store.
+  fn handle_write_token(&self) -> thrift::Result<String>;
+  /// Added. get, reflecting at least the writes `token` covers (from writeToken, of any
+  /// server). When the host that would answer has not applied them yet, the read waits up to
+  /// the server's FAILOVER_READ_WAIT_MS, then fails with BEHIND (nothing was read; retry).
+  /// A token that is not one is INVALID_ARGUMENT; "" is plain get.
+  fn handle_get_after(&self, bucket: String, key: String, token: String) -> thrift::Result<Vec<u8>>;
 }
 
 pub struct ThrudocSyncProcessor<H: ThrudocSyncHandler> {
@@ -987,6 +1059,12 @@ impl <H: ThrudocSyncHandler> ThrudocSyncProcessor<H> {
   }
   fn process_admin(&self, incoming_sequence_number: i32, i_prot: &mut dyn TInputProtocol, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
     TThrudocProcessFunctions::process_admin(&self.handler, incoming_sequence_number, i_prot, o_prot)
+  }
+  fn process_write_token(&self, incoming_sequence_number: i32, i_prot: &mut dyn TInputProtocol, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    TThrudocProcessFunctions::process_write_token(&self.handler, incoming_sequence_number, i_prot, o_prot)
+  }
+  fn process_get_after(&self, incoming_sequence_number: i32, i_prot: &mut dyn TInputProtocol, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    TThrudocProcessFunctions::process_get_after(&self.handler, incoming_sequence_number, i_prot, o_prot)
   }
 }
 
@@ -1713,6 +1791,126 @@ impl TThrudocProcessFunctions {
       },
     }
   }
+  pub fn process_write_token<H: ThrudocSyncHandler>(handler: &H, incoming_sequence_number: i32, i_prot: &mut dyn TInputProtocol, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let _ = ThrudocWriteTokenArgs::read_from_in_protocol(i_prot)?;
+    match handler.handle_write_token() {
+      Ok(handler_return) => {
+        let message_ident = TMessageIdentifier::new("writeToken", TMessageType::Reply, incoming_sequence_number);
+        o_prot.write_message_begin(&message_ident)?;
+        let ret = ThrudocWriteTokenResult { result_value: Some(handler_return), e: None };
+        ret.write_to_out_protocol(o_prot)?;
+        o_prot.write_message_end()?;
+        o_prot.flush()
+      },
+      Err(e) => {
+        match e {
+          thrift::Error::User(usr_err) => {
+            if usr_err.downcast_ref::<ThrudocException>().is_some() {
+              let err = usr_err.downcast::<ThrudocException>().expect("downcast already checked");
+              let ret_err = ThrudocWriteTokenResult{ result_value: None, e: Some(*err) };
+              let message_ident = TMessageIdentifier::new("writeToken", TMessageType::Reply, incoming_sequence_number);
+              o_prot.write_message_begin(&message_ident)?;
+              ret_err.write_to_out_protocol(o_prot)?;
+              o_prot.write_message_end()?;
+              o_prot.flush()
+            } else {
+              let ret_err = {
+                ApplicationError::new(
+                  ApplicationErrorKind::Unknown,
+                  usr_err.to_string()
+                )
+              };
+              let message_ident = TMessageIdentifier::new("writeToken", TMessageType::Exception, incoming_sequence_number);
+              o_prot.write_message_begin(&message_ident)?;
+              thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+              o_prot.write_message_end()?;
+              o_prot.flush()
+            }
+          },
+          thrift::Error::Application(app_err) => {
+            let message_ident = TMessageIdentifier::new("writeToken", TMessageType::Exception, incoming_sequence_number);
+            o_prot.write_message_begin(&message_ident)?;
+            thrift::Error::write_application_error_to_out_protocol(&app_err, o_prot)?;
+            o_prot.write_message_end()?;
+            o_prot.flush()
+          },
+          _ => {
+            let ret_err = {
+              ApplicationError::new(
+                ApplicationErrorKind::Unknown,
+                e.to_string()
+              )
+            };
+            let message_ident = TMessageIdentifier::new("writeToken", TMessageType::Exception, incoming_sequence_number);
+            o_prot.write_message_begin(&message_ident)?;
+            thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+            o_prot.write_message_end()?;
+            o_prot.flush()
+          },
+        }
+      },
+    }
+  }
+  pub fn process_get_after<H: ThrudocSyncHandler>(handler: &H, incoming_sequence_number: i32, i_prot: &mut dyn TInputProtocol, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let args = ThrudocGetAfterArgs::read_from_in_protocol(i_prot)?;
+    match handler.handle_get_after(args.bucket, args.key, args.token) {
+      Ok(handler_return) => {
+        let message_ident = TMessageIdentifier::new("getAfter", TMessageType::Reply, incoming_sequence_number);
+        o_prot.write_message_begin(&message_ident)?;
+        let ret = ThrudocGetAfterResult { result_value: Some(handler_return), e: None };
+        ret.write_to_out_protocol(o_prot)?;
+        o_prot.write_message_end()?;
+        o_prot.flush()
+      },
+      Err(e) => {
+        match e {
+          thrift::Error::User(usr_err) => {
+            if usr_err.downcast_ref::<ThrudocException>().is_some() {
+              let err = usr_err.downcast::<ThrudocException>().expect("downcast already checked");
+              let ret_err = ThrudocGetAfterResult{ result_value: None, e: Some(*err) };
+              let message_ident = TMessageIdentifier::new("getAfter", TMessageType::Reply, incoming_sequence_number);
+              o_prot.write_message_begin(&message_ident)?;
+              ret_err.write_to_out_protocol(o_prot)?;
+              o_prot.write_message_end()?;
+              o_prot.flush()
+            } else {
+              let ret_err = {
+                ApplicationError::new(
+                  ApplicationErrorKind::Unknown,
+                  usr_err.to_string()
+                )
+              };
+              let message_ident = TMessageIdentifier::new("getAfter", TMessageType::Exception, incoming_sequence_number);
+              o_prot.write_message_begin(&message_ident)?;
+              thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+              o_prot.write_message_end()?;
+              o_prot.flush()
+            }
+          },
+          thrift::Error::Application(app_err) => {
+            let message_ident = TMessageIdentifier::new("getAfter", TMessageType::Exception, incoming_sequence_number);
+            o_prot.write_message_begin(&message_ident)?;
+            thrift::Error::write_application_error_to_out_protocol(&app_err, o_prot)?;
+            o_prot.write_message_end()?;
+            o_prot.flush()
+          },
+          _ => {
+            let ret_err = {
+              ApplicationError::new(
+                ApplicationErrorKind::Unknown,
+                e.to_string()
+              )
+            };
+            let message_ident = TMessageIdentifier::new("getAfter", TMessageType::Exception, incoming_sequence_number);
+            o_prot.write_message_begin(&message_ident)?;
+            thrift::Error::write_application_error_to_out_protocol(&ret_err, o_prot)?;
+            o_prot.write_message_end()?;
+            o_prot.flush()
+          },
+        }
+      },
+    }
+  }
 }
 
 impl <H: ThrudocSyncHandler> TProcessor for ThrudocSyncProcessor<H> {
@@ -1754,6 +1952,12 @@ impl <H: ThrudocSyncHandler> TProcessor for ThrudocSyncProcessor<H> {
       },
       "admin" => {
         self.process_admin(message_ident.sequence_number, i_prot, o_prot)
+      },
+      "writeToken" => {
+        self.process_write_token(message_ident.sequence_number, i_prot, o_prot)
+      },
+      "getAfter" => {
+        self.process_get_after(message_ident.sequence_number, i_prot, o_prot)
       },
       method => {
         Err(
@@ -3383,6 +3587,266 @@ impl ThrudocAdminResult {
     if let Some(ref fld_var) = self.result_value {
       o_prot.write_field_begin(&TFieldIdentifier::new("result_value", TType::String, 0))?;
       o_prot.write_string(fld_var)?;
+      o_prot.write_field_end()?
+    }
+    if let Some(ref fld_var) = self.e {
+      o_prot.write_field_begin(&TFieldIdentifier::new("e", TType::Struct, 1))?;
+      fld_var.write_to_out_protocol(o_prot)?;
+      o_prot.write_field_end()?
+    }
+    o_prot.write_field_stop()?;
+    o_prot.write_struct_end()
+  }
+}
+
+//
+// ThrudocWriteTokenArgs
+//
+
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+struct ThrudocWriteTokenArgs {
+}
+
+impl ThrudocWriteTokenArgs {
+  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<ThrudocWriteTokenArgs> {
+    i_prot.read_struct_begin()?;
+    loop {
+      let field_ident = i_prot.read_field_begin()?;
+      if field_ident.field_type == TType::Stop {
+        break;
+      }
+      let field_id = field_id(&field_ident)?;
+      match field_id {
+        _ => {
+          i_prot.skip(field_ident.field_type)?;
+        },
+      };
+      i_prot.read_field_end()?;
+    }
+    i_prot.read_struct_end()?;
+    let ret = ThrudocWriteTokenArgs {};
+    Ok(ret)
+  }
+  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let struct_ident = TStructIdentifier::new("writeToken_args");
+    o_prot.write_struct_begin(&struct_ident)?;
+    o_prot.write_field_stop()?;
+    o_prot.write_struct_end()
+  }
+}
+
+//
+// ThrudocWriteTokenResult
+//
+
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+struct ThrudocWriteTokenResult {
+  result_value: Option<String>,
+  e: Option<ThrudocException>,
+}
+
+impl ThrudocWriteTokenResult {
+  fn ok_or(self) -> thrift::Result<String> {
+    if self.e.is_some() {
+      Err(thrift::Error::User(Box::new(self.e.unwrap())))
+    } else if self.result_value.is_some() {
+      Ok(self.result_value.unwrap())
+    } else {
+      Err(
+        thrift::Error::Application(
+          ApplicationError::new(
+            ApplicationErrorKind::MissingResult,
+            "no result received for ThrudocWriteToken"
+          )
+        )
+      )
+    }
+  }
+  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<ThrudocWriteTokenResult> {
+    i_prot.read_struct_begin()?;
+    let mut f_0: Option<String> = None;
+    let mut f_1: Option<ThrudocException> = None;
+    loop {
+      let field_ident = i_prot.read_field_begin()?;
+      if field_ident.field_type == TType::Stop {
+        break;
+      }
+      let field_id = field_id(&field_ident)?;
+      match field_id {
+        0 => {
+          let val = i_prot.read_string()?;
+          f_0 = Some(val);
+        },
+        1 => {
+          let val = ThrudocException::read_from_in_protocol(i_prot)?;
+          f_1 = Some(val);
+        },
+        _ => {
+          i_prot.skip(field_ident.field_type)?;
+        },
+      };
+      i_prot.read_field_end()?;
+    }
+    i_prot.read_struct_end()?;
+    let ret = ThrudocWriteTokenResult {
+      result_value: f_0,
+      e: f_1,
+    };
+    Ok(ret)
+  }
+  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let struct_ident = TStructIdentifier::new("ThrudocWriteTokenResult");
+    o_prot.write_struct_begin(&struct_ident)?;
+    if let Some(ref fld_var) = self.result_value {
+      o_prot.write_field_begin(&TFieldIdentifier::new("result_value", TType::String, 0))?;
+      o_prot.write_string(fld_var)?;
+      o_prot.write_field_end()?
+    }
+    if let Some(ref fld_var) = self.e {
+      o_prot.write_field_begin(&TFieldIdentifier::new("e", TType::Struct, 1))?;
+      fld_var.write_to_out_protocol(o_prot)?;
+      o_prot.write_field_end()?
+    }
+    o_prot.write_field_stop()?;
+    o_prot.write_struct_end()
+  }
+}
+
+//
+// ThrudocGetAfterArgs
+//
+
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+struct ThrudocGetAfterArgs {
+  bucket: String,
+  key: String,
+  token: String,
+}
+
+impl ThrudocGetAfterArgs {
+  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<ThrudocGetAfterArgs> {
+    i_prot.read_struct_begin()?;
+    let mut f_1: Option<String> = None;
+    let mut f_2: Option<String> = None;
+    let mut f_3: Option<String> = None;
+    loop {
+      let field_ident = i_prot.read_field_begin()?;
+      if field_ident.field_type == TType::Stop {
+        break;
+      }
+      let field_id = field_id(&field_ident)?;
+      match field_id {
+        1 => {
+          let val = i_prot.read_string()?;
+          f_1 = Some(val);
+        },
+        2 => {
+          let val = i_prot.read_string()?;
+          f_2 = Some(val);
+        },
+        3 => {
+          let val = i_prot.read_string()?;
+          f_3 = Some(val);
+        },
+        _ => {
+          i_prot.skip(field_ident.field_type)?;
+        },
+      };
+      i_prot.read_field_end()?;
+    }
+    i_prot.read_struct_end()?;
+    verify_required_field_exists("ThrudocGetAfterArgs.bucket", &f_1)?;
+    verify_required_field_exists("ThrudocGetAfterArgs.key", &f_2)?;
+    verify_required_field_exists("ThrudocGetAfterArgs.token", &f_3)?;
+    let ret = ThrudocGetAfterArgs {
+      bucket: f_1.expect("auto-generated code should have checked for presence of required fields"),
+      key: f_2.expect("auto-generated code should have checked for presence of required fields"),
+      token: f_3.expect("auto-generated code should have checked for presence of required fields"),
+    };
+    Ok(ret)
+  }
+  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let struct_ident = TStructIdentifier::new("getAfter_args");
+    o_prot.write_struct_begin(&struct_ident)?;
+    o_prot.write_field_begin(&TFieldIdentifier::new("bucket", TType::String, 1))?;
+    o_prot.write_string(&self.bucket)?;
+    o_prot.write_field_end()?;
+    o_prot.write_field_begin(&TFieldIdentifier::new("key", TType::String, 2))?;
+    o_prot.write_string(&self.key)?;
+    o_prot.write_field_end()?;
+    o_prot.write_field_begin(&TFieldIdentifier::new("token", TType::String, 3))?;
+    o_prot.write_string(&self.token)?;
+    o_prot.write_field_end()?;
+    o_prot.write_field_stop()?;
+    o_prot.write_struct_end()
+  }
+}
+
+//
+// ThrudocGetAfterResult
+//
+
+#[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+struct ThrudocGetAfterResult {
+  result_value: Option<Vec<u8>>,
+  e: Option<ThrudocException>,
+}
+
+impl ThrudocGetAfterResult {
+  fn ok_or(self) -> thrift::Result<Vec<u8>> {
+    if self.e.is_some() {
+      Err(thrift::Error::User(Box::new(self.e.unwrap())))
+    } else if self.result_value.is_some() {
+      Ok(self.result_value.unwrap())
+    } else {
+      Err(
+        thrift::Error::Application(
+          ApplicationError::new(
+            ApplicationErrorKind::MissingResult,
+            "no result received for ThrudocGetAfter"
+          )
+        )
+      )
+    }
+  }
+  fn read_from_in_protocol(i_prot: &mut dyn TInputProtocol) -> thrift::Result<ThrudocGetAfterResult> {
+    i_prot.read_struct_begin()?;
+    let mut f_0: Option<Vec<u8>> = None;
+    let mut f_1: Option<ThrudocException> = None;
+    loop {
+      let field_ident = i_prot.read_field_begin()?;
+      if field_ident.field_type == TType::Stop {
+        break;
+      }
+      let field_id = field_id(&field_ident)?;
+      match field_id {
+        0 => {
+          let val = i_prot.read_bytes()?;
+          f_0 = Some(val);
+        },
+        1 => {
+          let val = ThrudocException::read_from_in_protocol(i_prot)?;
+          f_1 = Some(val);
+        },
+        _ => {
+          i_prot.skip(field_ident.field_type)?;
+        },
+      };
+      i_prot.read_field_end()?;
+    }
+    i_prot.read_struct_end()?;
+    let ret = ThrudocGetAfterResult {
+      result_value: f_0,
+      e: f_1,
+    };
+    Ok(ret)
+  }
+  fn write_to_out_protocol(&self, o_prot: &mut dyn TOutputProtocol) -> thrift::Result<()> {
+    let struct_ident = TStructIdentifier::new("ThrudocGetAfterResult");
+    o_prot.write_struct_begin(&struct_ident)?;
+    if let Some(ref fld_var) = self.result_value {
+      o_prot.write_field_begin(&TFieldIdentifier::new("result_value", TType::String, 0))?;
+      o_prot.write_bytes(fld_var)?;
       o_prot.write_field_end()?
     }
     if let Some(ref fld_var) = self.e {

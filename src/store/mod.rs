@@ -78,6 +78,25 @@ pub trait Store: Send + Sync + 'static {
     /// Batch remove: one result per key, in order.
     async fn remove_many(&self, keys: Vec<KeyRef>) -> Vec<Result<()>>;
 
+    /// A token covering every write this store has acknowledged so far, for
+    /// [`Store::get_after`] on any server. The embedded store, one copy of everything, has
+    /// nothing to wait for: its token is empty.
+    async fn write_token(&self) -> Result<String> {
+        Ok(String::new())
+    }
+
+    /// [`Store::get`], reflecting at least the writes `token` covers; an empty token is a plain
+    /// `get`. [`crate::ErrorKind::InvalidArgument`] for a token this store did not make.
+    async fn get_after(&self, bucket: &str, key: Bytes, token: &str) -> Result<Bytes> {
+        if !token.is_empty() {
+            return Err(crate::error::Error::invalid(format!(
+                "token `{}` was not made by this store (the embedded store's tokens are empty)",
+                token.escape_debug()
+            )));
+        }
+        self.get(bucket, key).await
+    }
+
     /// Store-specific operator commands reached through `admin(op, data)`. `Ok(None)` means the
     /// store does not know `op`.
     async fn admin(&self, op: &str, data: &str) -> Result<Option<String>>;

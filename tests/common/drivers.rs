@@ -143,6 +143,18 @@ impl Bindings {
         check_ran(&run(command, Duration::from_secs(180)), "javac");
     }
 
+    /// Runs the Python program `file` with these (Python) bindings importable and `args`;
+    /// its standard output, after checking that it succeeded.
+    pub fn run_python(&self, file: &str, args: &[String]) -> String {
+        assert_eq!(self.lang, Lang::Python, "Python bindings");
+        require("python3", &["--version"], "apt-get install -y python3");
+        let mut command = Command::new("python3");
+        command.arg(file).args(args).env("PYTHONPATH", self.gen());
+        let ran = run(command, DRIVER_DEADLINE);
+        check_ran(&ran, file);
+        ran.stdout
+    }
+
     /// Runs the driver with `script` against `addr`.
     pub fn run(&self, addr: SocketAddr, script: &Value) -> Report {
         let file = self.dir.path().join("script.json");

@@ -66,6 +66,15 @@ impl FailoverCounters {
     }
 }
 
+/// What `host` must have applied of `after`: the GTIDs it did not originate itself (its own
+/// writes are in its tables; its replication never applies them).
+fn needed_on(host: &HostRoute, after: &GtidPos) -> GtidPos {
+    match host.health.replication.server_id() {
+        Some(id) => after.without_server(id),
+        None => after.clone(),
+    }
+}
+
 fn behind(why: String) -> Failure {
     Failure {
         error: Error::new(ErrorKind::Behind, why),
@@ -82,25 +91,33 @@ impl Inner {
         master: &HostRoute,
         sibling: &HostRoute,
         conn: &mut Conn,
+        after: &GtidPos,
     ) -> Result<(), Failure> {
         let counters = &self.failover;
         let settings = self.config.failover;
-        let mut required = master.health.replication.required();
         let theirs = &sibling.health.replication;
-        if settings.reads == FailoverReads::Consistent && !master.health.is_readable() {
-            required.raise_to(&self.received(master, sibling, conn).await?);
+        // A client's token holds in either mode.
+        let mut required = needed_on(sibling, after);
+        let masters = master.health.replication.required();
+        match settings.reads {
+            FailoverReads::Consistent => {
+                required.raise_to(&masters);
+                if !master.health.is_readable() {
+                    required.raise_to(&self.received(master, sibling, conn).await?);
+                }
+            }
+            FailoverReads::Stale => {
+                if !theirs.applied().covers(&masters) {
+                    FailoverCounters::count(&counters.stale_reads);
+                }
+            }
         }
         if theirs.applied().covers(&required) {
             FailoverCounters::count(&counters.sibling_reads);
             return Ok(());
         }
-        if settings.reads == FailoverReads::Stale {
-            FailoverCounters::count(&counters.sibling_reads);
-            FailoverCounters::count(&counters.stale_reads);
-            return Ok(());
-        }
         if let Some(lag) = master.health.replication.lag_of(theirs) {
-            if lag > settings.max_lag {
+            if lag > settings.max_lag && settings.reads == FailoverReads::Consistent {
                 FailoverCounters::count(&counters.refused);
                 return Err(behind(format!(
                     "its sibling {} has lacked writes of the master for {:.1} s, more than \
@@ -127,7 +144,7 @@ impl Inner {
             false => {
                 FailoverCounters::count(&counters.refused);
                 Err(behind(format!(
-                    "its sibling {} did not apply the master's writes up to {required} within \
+                    "its sibling {} did not apply the writes up to {required} within \
                      FAILOVER_READ_WAIT_MS = {} (it had applied {}); nothing was read",
                     sibling.address,
                     settings.read_wait.as_millis(),
@@ -135,6 +152,36 @@ impl Inner {
                 )))
             }
         }
+    }
+
+    /// Makes sure `host`, about to serve a read as its partition's master, has applied the
+    /// writes of other hosts that `after` (a client's token) covers, waiting on `conn` for at
+    /// most `FAILOVER_READ_WAIT_MS`. Free when the token is empty or already known applied.
+    pub(super) async fn caught_up(
+        &self,
+        host: &HostRoute,
+        conn: &mut Conn,
+        after: &GtidPos,
+    ) -> Result<(), Failure> {
+        let needed = needed_on(host, after);
+        let known = &host.health.replication;
+        if known.applied().covers(&needed) {
+            return Ok(());
+        }
+        let limit = self.config.failover.read_wait;
+        FailoverCounters::count(&self.failover.waits);
+        if self.wait_applied(host, conn, &needed, limit).await? {
+            known.reached(&needed);
+            return Ok(());
+        }
+        FailoverCounters::count(&self.failover.refused);
+        Err(behind(format!(
+            "{} has not applied the token's writes up to {needed} within \
+             FAILOVER_READ_WAIT_MS = {} (it had applied {}); nothing was read",
+            host.address,
+            limit.as_millis(),
+            known.applied()
+        )))
     }
 
     /// What `sibling` had received of `master`'s writes (`Gtid_IO_Pos`), read on `conn` once

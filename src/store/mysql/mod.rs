@@ -60,6 +60,7 @@ use self::watch::{watch_directory, DirectoryHosts};
 use super::{Entry, KeyRef, ScanPage, Store};
 use crate::config::MysqlConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::mysql::GtidPos;
 use crate::rules::{check_value_size, no_such_key};
 
 pub use self::routing::{HostRoute, Routing};
@@ -194,6 +195,43 @@ impl Store for MysqlStore {
             }
             done.await
                 .map_err(|_| Error::internal("a coalesced get was dropped unanswered"))??
+                .ok_or_else(|| no_such_key(bucket, key))
+        })
+        .await
+    }
+
+    async fn write_token(&self) -> Result<String> {
+        let mut token = GtidPos::default();
+        for route in self.routing().hosts.values() {
+            token.raise_to(&route.health.replication.report().acknowledged);
+        }
+        Ok(if token.is_empty() {
+            String::new()
+        } else {
+            token.to_string()
+        })
+    }
+
+    async fn get_after(&self, bucket: &str, key: Bytes, token: &str) -> Result<Bytes> {
+        let after = GtidPos::parse(token).map_err(|e| {
+            Error::invalid(format!(
+                "token `{}` is not a write token: {}",
+                token.escape_debug(),
+                e.message()
+            ))
+        })?;
+        let key = &key;
+        let after = &after;
+        self.relocating(move |routing: Arc<Routing>| async move {
+            let part = routing.locate(bucket, key)?;
+            let params = Params::Positional(vec![bytes(key)]);
+            let rows: Vec<Vec<u8>> = self
+                .inner
+                .read_covering(&routing, part, &part.sql.get, params, "getAfter", after)
+                .await?;
+            rows.into_iter()
+                .next()
+                .map(Bytes::from)
                 .ok_or_else(|| no_such_key(bucket, key))
         })
         .await

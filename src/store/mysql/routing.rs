@@ -22,7 +22,7 @@ use super::health::{HostHealth, State};
 use super::replication::last_gtid;
 use super::Inner;
 use crate::error::{Error, ErrorKind, Result};
-use crate::mysql::{Access, Class, Failure, HostAddr};
+use crate::mysql::{Access, Class, Failure, GtidPos, HostAddr};
 
 /// Tries of a write that InnoDB rolls back for a deadlock or a lock wait timeout.
 const WRITE_ATTEMPTS: u32 = 3;
@@ -235,7 +235,25 @@ impl Inner {
     where
         T: FromRow + Send + 'static,
     {
-        self.read_once(routing, part, stmt, params, what)
+        self.read_covering(routing, part, stmt, params, what, &GtidPos::default())
+            .await
+    }
+
+    /// [`Inner::read`], on a host that has applied the writes `after` covers (a client's
+    /// token), waiting for it when needed ([`super::consistent`]).
+    pub(super) async fn read_covering<T>(
+        &self,
+        routing: &Routing,
+        part: &Partition,
+        stmt: &str,
+        params: Params,
+        what: &str,
+        after: &GtidPos,
+    ) -> Result<Vec<T>>
+    where
+        T: FromRow + Send + 'static,
+    {
+        self.read_once(routing, part, stmt, params, what, after)
             .await
             .map_err(|e| e.with_partition(part.id))
     }
@@ -247,13 +265,21 @@ impl Inner {
         stmt: &str,
         params: Params,
         what: &str,
+        after: &GtidPos,
     ) -> Result<Vec<T>>
     where
         T: FromRow + Send + 'static,
     {
         let master = routing.host(part.host_id)?;
         let master_failure = if master.health.is_readable() {
-            let attempt = self.read_on(master, stmt, params.clone());
+            let attempt = async {
+                let mut conn = self.settings.connect(&master.pool, &master.address).await?;
+                self.caught_up(master, &mut conn, after).await?;
+                let on = master.address.to_string();
+                self.settings
+                    .statement(Access::Read, on, conn.exec(stmt, params.clone()))
+                    .await
+            };
             let outcome = tokio::select! {
                 r = attempt => r,
                 () = master.health.wait_down() => Err(Failure {
@@ -268,6 +294,12 @@ impl Inner {
                         master.health.suspect(&host_reason(&f));
                     }
                     f.error.to_string()
+                }
+                Err(f) if f.error.kind() == ErrorKind::Behind => {
+                    return Err(Error::new(
+                        ErrorKind::Behind,
+                        format!("{}: {}", describe(part, what), f.error.message()),
+                    ))
                 }
                 Err(f) => return Err(f.error.context(describe(part, what))),
             }
@@ -292,7 +324,7 @@ impl Inner {
                 .settings
                 .connect(&sibling.pool, &sibling.address)
                 .await?;
-            self.vouch(master, sibling, &mut conn).await?;
+            self.vouch(master, sibling, &mut conn, after).await?;
             let on = sibling.address.to_string();
             self.settings
                 .statement(Access::Read, on, conn.exec(stmt, params))
@@ -323,22 +355,5 @@ impl Inner {
                 e
             }
         })
-    }
-
-    /// One read on `host`; its errors start with the host's address.
-    async fn read_on<T>(
-        &self,
-        host: &HostRoute,
-        stmt: &str,
-        params: Params,
-    ) -> Result<Vec<T>, Failure>
-    where
-        T: FromRow + Send + 'static,
-    {
-        let mut conn = self.settings.connect(&host.pool, &host.address).await?;
-        let on = host.address.to_string();
-        self.settings
-            .statement(Access::Read, on, conn.exec(stmt, params))
-            .await
     }
 }
