@@ -548,14 +548,24 @@ fn list_and_status_show_buckets_partitions_and_hosts() {
             .find(|l| l.split_whitespace().nth(1) == Some(host.addr().as_str()))
             .unwrap_or_else(|| panic!("{} not in status:\n{}", host.addr(), run.stdout));
         let fields: Vec<&str> = line.split_whitespace().collect();
-        // id address sibling state replicates-from io sql lag partitions
+        // id address sibling state replicates-from io sql lag written applied partitions
         assert_eq!(
             fields[2..5],
             [sibling.addr().as_str(), "up", sibling.addr().as_str()],
             "{line}"
         );
         assert_eq!(fields[5..7], ["Yes", "Yes"], "{line}");
-        assert_eq!(fields[8], "2", "{line}");
+        // Each wrote its partitions' tables (DDL is logged) and applied its sibling's.
+        let (own, theirs) = (host.server_id(), sibling.server_id());
+        assert!(
+            fields[8].starts_with(&format!("{own}-{own}-")),
+            "written: {line}"
+        );
+        assert!(
+            fields[9].contains(&format!("{theirs}-{theirs}-")),
+            "applied: {line}"
+        );
+        assert_eq!(fields[10], "2", "{line}");
     }
     assert!(run.stdout.contains("2 of 2 hosts up"), "{}", run.stdout);
     assert!(!run.stdout.contains("warning"), "{}", run.stdout);

@@ -1,8 +1,8 @@
 //! `thrudoc-admin status`: the hosts of the directory, whether each answers, how each
 //! replicates, and how many partitions each holds.
 //!
-//! Hosts are probed at once, each under one overall deadline (connect, `SELECT 1`, `SHOW ALL
-//! SLAVES STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe
+//! Hosts are probed at once, each under one overall deadline (connect, `@@server_id`, its GTID
+//! positions, `SHOW ALL SLAVES STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe
 //! timeout instead of holding the report up. Hosts being down is what this command reports, not a
 //! failure of it: it fails only when the directory itself cannot be read (from the master, nor,
 //! with `--slave-hostname`, from its sibling).
@@ -15,10 +15,10 @@ use tokio::task::JoinSet;
 
 use super::list::load_directory_or_sibling;
 use super::replica::{self, SlaveStatus};
-use super::sql::{Login, Query};
+use super::sql::Login;
 use super::table::write_table;
 use crate::error::{Error, ErrorKind, Result};
-use crate::mysql::HostAddr;
+use crate::mysql::{GtidPos, HostAddr};
 use crate::store::mysql::directory::Directory;
 
 /// What `status` is asked to look at.
@@ -36,11 +36,23 @@ pub struct StatusOptions {
 /// What a probe found out about one host.
 #[derive(Debug, Clone)]
 pub enum Probe {
-    /// It answered, with its default replication connection (what `SHOW SLAVE STATUS` shows);
-    /// `None` when it has none.
-    Up(Option<Box<SlaveStatus>>),
+    /// It answered.
+    Up(Box<Answered>),
     /// It did not answer, with why.
     Down(String),
+}
+
+/// What a host that answered said.
+#[derive(Debug, Clone)]
+pub struct Answered {
+    /// Its default replication connection (what `SHOW SLAVE STATUS` shows); `None` when it has
+    /// none.
+    pub replication: Option<SlaveStatus>,
+    /// The GTIDs it originated, as its binary log holds them: the last known position of its
+    /// writes as a master.
+    pub written: GtidPos,
+    /// What it has applied as a slave (`gtid_slave_pos`): how far it has its sibling's writes.
+    pub applied: GtidPos,
 }
 
 /// The status of every host, by host id.
@@ -59,13 +71,23 @@ pub async fn probe(root: &Login, addr: &HostAddr, limit: Duration) -> Probe {
     };
     let attempt = async {
         let mut session = login.connect(addr, None).await?;
-        session.run("SELECT 1", "SELECT 1").await?;
-        let replication = replica::default_slave(&mut session).await?.map(Box::new);
+        let server_id = replica::server_id(&mut session).await?;
+        let written = replica::binlog_pos(&mut session)
+            .await?
+            .of_server(server_id);
+        let applied = replica::slave_pos(&mut session)
+            .await?
+            .without_server(server_id);
+        let replication = replica::default_slave(&mut session).await?;
         session.close().await;
-        Ok::<_, Error>(replication)
+        Ok::<_, Error>(Answered {
+            replication,
+            written,
+            applied,
+        })
     };
     match attempt.await {
-        Ok(replication) => Probe::Up(replication),
+        Ok(answered) => Probe::Up(Box::new(answered)),
         Err(e) => Probe::Down(e.to_string()),
     }
 }
@@ -137,7 +159,8 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
             sibling.clone().unwrap_or_else(|| "-".into()),
         ];
         match report.probes.get(&host.id) {
-            Some(Probe::Up(Some(r))) => {
+            Some(Probe::Up(a)) if a.replication.is_some() => {
+                let r = a.replication.as_ref().expect("matched");
                 let from = r
                     .master
                     .as_ref()
@@ -168,9 +191,11 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
                     r.seconds_behind
                         .map(|s| format!("{s}s"))
                         .unwrap_or_else(|| "-".into()),
+                    a.written.to_string(),
+                    a.applied.to_string(),
                 ]);
             }
-            Some(Probe::Up(None)) => {
+            Some(Probe::Up(a)) => {
                 if let Some(s) = &sibling {
                     notes.push(format!(
                         "host {} ({}) does not replicate from its sibling {s}",
@@ -178,7 +203,15 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
                         host.address()
                     ));
                 }
-                row.extend(["up".into(), "-".into(), "-".into(), "-".into(), "-".into()]);
+                row.extend([
+                    "up".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    a.written.to_string(),
+                    a.applied.to_string(),
+                ]);
             }
             Some(Probe::Down(why)) => {
                 notes.push(format!(
@@ -186,15 +219,9 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
                     host.id,
                     host.address()
                 ));
-                row.extend([
-                    "DOWN".into(),
-                    "?".into(),
-                    "?".into(),
-                    "?".into(),
-                    "?".into(),
-                ]);
+                row.extend(["DOWN", "?", "?", "?", "?", "?", "?"].map(String::from));
             }
-            None => row.extend(["?".into(), "?".into(), "?".into(), "?".into(), "?".into()]),
+            None => row.extend(["?"; 7].map(String::from)),
         }
         row.push(partitions.get(&host.id).copied().unwrap_or(0).to_string());
         rows.push(row);
@@ -214,6 +241,8 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
                 "io",
                 "sql",
                 "lag",
+                "written",
+                "applied",
                 "partitions",
             ],
             &rows,
