@@ -55,6 +55,10 @@ pub struct Args {
     /// Semi-synchronous replication in every pair.
     #[arg(long)]
     pub semisync: bool,
+    /// The servers' `FAILOVER_READS`: `consistent` (refuse a read the sibling cannot vouch
+    /// for) or `stale` (serve it, counted).
+    #[arg(long, default_value = "consistent", value_parser = ["consistent", "stale"])]
+    pub failover_reads: String,
     /// Keep the history (JSON lines), the servers' logs and a summary in this directory.
     #[arg(long)]
     pub keep: Option<PathBuf>,

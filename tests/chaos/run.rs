@@ -27,6 +27,8 @@ use super::workload::{Clock, Keys, Recorder, Rng, Shared, Worker, BUCKET};
 use super::Args;
 
 const DB: &str = "thrudoc";
+/// `ErrorCode::BEHIND`: a read refused because the copy could not vouch for it.
+const BEHIND: i32 = thrudoc::gen::thrudoc::ErrorCode::BEHIND.0;
 const PAIRS: usize = 3;
 const HOSTS: usize = 2 * PAIRS;
 
@@ -362,7 +364,8 @@ pub fn run(args: &Args) -> Result<bool, String> {
         "MYSQL_DIRECTORY_LEASE_MS = {LEASE_MS}\nMYSQL_QUERY_TIMEOUT_MS = {QUERY_TIMEOUT_MS}\n\
          MYSQL_DIRECTORY_POLL_MS = {DIRECTORY_POLL_MS}\nMYSQL_CONNECT_TIMEOUT_MS = {CONNECT_TIMEOUT_MS}\n\
          HEALTH_PROBE_INTERVAL_MS = {PROBE_INTERVAL_MS}\nHEALTH_PROBE_TIMEOUT_MS = {PROBE_TIMEOUT_MS}\n\
-         LOG_LEVEL = info\n"
+         LOG_LEVEL = info\nFAILOVER_READS = {}\n",
+        args.failover_reads
     );
     let mut servers: Vec<Server> = Vec::new();
     for j in 0..args.servers {
@@ -866,8 +869,13 @@ fn report(
         .iter()
         .filter(|o| matches!(o.outcome, super::history::Outcome::Refused { .. }))
         .count();
+    let behind = h
+        .ops
+        .iter()
+        .filter(|o| o.outcome == super::history::Outcome::Refused { code: BEHIND })
+        .count();
     println!(
-        "\nops {}, writes acknowledged {}, refused {} (during faults), walks {}, scans missed during outages {}",
+        "\nops {}, writes acknowledged {}, refused {} (during faults; reads refused BEHIND {behind}), walks {}, scans missed during outages {}",
         f.ops,
         f.acked_writes,
         refused,
