@@ -417,10 +417,31 @@ fn thrudoc_restart_during_an_outage() {
         setup.fill(&server);
     }
     h[2].kill9();
+    // A server started now has never heard from the dead master: in the default consistent
+    // mode it cannot tell what the sibling lacks, so it refuses those reads (BEHIND) and
+    // serves every other key; in stale mode it serves them all from the sibling.
+    let stale = thrudoc_on(&h[0], Some(&h[1]), "thrudoc", "FAILOVER_READS = stale");
     let server = setup.server();
     let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let mut s = stale.client(Transport::Framed, Protocol::Binary);
     for key in &setup.keys {
-        assert_eq!(c.get("f".into(), key.clone()).unwrap(), b"initial", "{key}");
+        assert_eq!(s.get("f".into(), key.clone()).unwrap(), b"initial", "{key}");
+        match c.get("f".into(), key.clone()) {
+            Ok(v) => {
+                assert_ne!(setup.host_of(key), 2, "{key}");
+                assert_eq!(v, b"initial", "{key}");
+            }
+            Err(e) => {
+                assert_eq!(setup.host_of(key), 2, "{key}");
+                let ex = common::thrudoc_exception(e);
+                let what = ex.what.clone().unwrap_or_default();
+                assert_eq!(common::code_of(&ex), ErrorCode::BEHIND.0, "{what}");
+                assert!(
+                    what.contains("no answer from the master since it started"),
+                    "{what}"
+                );
+            }
+        }
     }
     let dead = setup.keys.iter().find(|k| setup.host_of(k) == 2).unwrap();
     assert_refused_within(
@@ -705,4 +726,53 @@ fn refused_writes_are_logged_in_proportion() {
         "{lines} log lines for {refused} refused writes:\n{log}"
     );
     h1.restart();
+}
+
+/// One slow answer at start-up does not mark a live master DOWN (a chaos run found a server
+/// that did, and refused writes to a partition no fault touched): the start-up probe of a
+/// hung host counts as one failed probe, as it would later; only a refused connection marks
+/// a host DOWN at once.
+#[test]
+fn one_slow_start_up_probe_does_not_mark_a_live_master_down() {
+    let setup = Setup::direct(2);
+    let h = &setup.cluster.hosts;
+    let key = setup
+        .keys
+        .iter()
+        .find(|k| setup.host_of(k) == 2)
+        .unwrap()
+        .clone();
+    h[2].stop();
+    let server = thrudoc_on(
+        &h[0],
+        Some(&h[1]),
+        "thrudoc",
+        "HEALTH_PROBE_TIMEOUT_MS = 300\nHEALTH_FALL_THRESHOLD = 2",
+    );
+    h[2].cont();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    c.put("f".into(), key.clone(), b"at start".to_vec())
+        .unwrap_or_else(|e| {
+            panic!(
+                "a write to a master that was slow at start-up: {}",
+                common::error_what(e)
+            )
+        });
+    assert!(
+        !server.stderr_text().contains("start-up probe failed"),
+        "{}",
+        server.stderr_text()
+    );
+    // A master that refuses connections is still DOWN at once.
+    h[2].kill9();
+    let late = setup.server();
+    let mut c = late.client(Transport::Framed, Protocol::Binary);
+    assert_refused_within(
+        Duration::from_secs(1),
+        READ_ONLY,
+        "write to a master dead at start-up",
+        || c.put("f".into(), key.clone(), b"x".to_vec()),
+    );
+    assert!(late.stderr_text().contains("start-up probe failed"));
+    h[2].restart();
 }

@@ -326,12 +326,16 @@ impl Health {
     /// that is already dead).
     pub async fn probe_now(&self, host: &HostHealth, opts: Opts) {
         let mut conn = None;
-        let result = probe(&mut conn, &opts, self.settings.timeout, host).await;
-        if let Err(reason) = &result {
-            // At start-up one failure is enough: there is no traffic to protect yet.
-            host.mark_down(&format!("start-up probe failed: {reason}"));
-        } else {
-            host.probe_result(result, &self.settings);
+        match probe(&mut conn, &opts, self.settings.timeout, host).await {
+            // A host that refuses or drops the connection is gone: one failure is enough at
+            // start-up, where there is no traffic to protect yet.
+            Err(f) if f.class.host_gone() => {
+                host.mark_down(&format!("start-up probe failed: {}", f.error))
+            }
+            // One slow answer is not: the host may be busy (a chaos run found a server that
+            // marked a live master DOWN at start-up and refused its writes). It counts as one
+            // failed probe of FALL, as it would later.
+            result => host.probe_result(result.map_err(|f| f.error.to_string()), &self.settings),
         }
         if let Some(c) = conn {
             let _ = tokio::time::timeout(self.settings.timeout, c.disconnect()).await;
@@ -354,7 +358,7 @@ async fn probe_loop(registry: Weak<Health>, host: Weak<HostHealth>, opts: Opts) 
         }
         let Some(host) = host.upgrade() else { return };
         let result = probe(&mut conn, &opts, settings.timeout, &host).await;
-        host.probe_result(result, &settings);
+        host.probe_result(result.map_err(|f| f.error.to_string()), &settings);
     }
     if let Some(c) = conn {
         let _ = tokio::time::timeout(Duration::from_secs(1), c.disconnect()).await;
@@ -369,7 +373,7 @@ async fn probe(
     opts: &Opts,
     timeout: Duration,
     host: &HostHealth,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     let attempt = async {
         if conn.is_none() {
             *conn = Some(Conn::new(opts.clone()).await?);
@@ -399,8 +403,7 @@ async fn probe(
         |e, what| Failure::for_service(e, Access::Read, what),
         attempt,
     )
-    .await
-    .map_err(|f| f.error.to_string());
+    .await;
     match &result {
         Ok(Some((server_id, binlog, slave))) => {
             match Sample::parse(
