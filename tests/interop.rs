@@ -65,7 +65,8 @@ fn node_client_of_the_original_idl_passes_every_check() {
 }
 
 /// The README's Python examples run as written (with the test server's port): the ten-line
-/// client, then, on its connection, the one that reads an error's precise kind.
+/// client, then, on its connection, the one that reads an error's precise kind; the third is
+/// checked to be the tested read-your-writes program's own code.
 #[test]
 fn readme_python_examples_work() {
     let readme = std::fs::read_to_string("README.md").unwrap();
@@ -74,12 +75,19 @@ fn readme_python_examples_work() {
         .skip(1)
         .map(|rest| &rest[..rest.find("```").expect("a closed code block")])
         .collect();
-    let [client, errors] = blocks[..] else {
+    let [client, errors, token] = blocks[..] else {
         panic!(
-            "the README should hold two Python examples, not {}",
+            "the README should hold three Python examples, not {}",
             blocks.len()
         )
     };
+    // The third, read-your-writes with a token, is a function of a program that
+    // tests/consistent_reads.rs runs against two servers on a real pair.
+    let program = std::fs::read_to_string("tests/interop/python/read_your_writes.py").unwrap();
+    assert!(
+        program.contains(token),
+        "the README's token example is not in tests/interop/python/read_your_writes.py:\n{token}"
+    );
     assert!(client.lines().count() <= 12, "the first example is short");
     assert!(client.contains("9091"), "the example uses the default port");
     let close = "transport.close()\n";
