@@ -206,6 +206,10 @@ fn run_fault(
         );
     }
     history.check(&setup.final_values(server), b"initial");
+    // Nor did a read go back in time (FAILOVER_READS = consistent, the default).
+    let stale = history.stale_reads(b"initial");
+    eprintln!("FAILOVER {name}: lost=0 stale_reads={}", stale.len());
+    assert!(stale.is_empty(), "{name}: stale reads: {stale:#?}");
     // The other host's partitions were served throughout.
     assert_eq!(
         figures.unaffected_failures, 0,

@@ -222,6 +222,50 @@ impl History {
         );
     }
 
+    /// Reads that went back in time: a get that returned a key's value (or the initial one)
+    /// when a later write of that key had been acknowledged before the get began. Each key has
+    /// one writer, so its writes are ordered. One line per such read.
+    pub fn stale_reads(&self, initial: &[u8]) -> Vec<String> {
+        let mut by_key: HashMap<&str, Vec<&Op>> = HashMap::new();
+        for op in &self.ops {
+            by_key.entry(&op.key).or_default().push(op);
+        }
+        let mut stale = Vec::new();
+        for (key, ops) in &by_key {
+            let mut puts: Vec<&&Op> = ops.iter().filter(|o| o.put.is_some()).collect();
+            puts.sort_by_key(|o| o.start);
+            // The position of the put that wrote `v`; the initial value comes before them all.
+            let rank = |v: &[u8]| -> Option<usize> {
+                if v == initial {
+                    return Some(0);
+                }
+                puts.iter()
+                    .position(|o| o.put.as_deref() == Some(v))
+                    .map(|i| i + 1)
+            };
+            for get in ops.iter().filter(|o| o.put.is_none()) {
+                let Outcome::Ok(Some(v)) = &get.outcome else {
+                    continue;
+                };
+                let Some(found) = rank(v) else { continue };
+                let newest_acked = puts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| matches!(p.outcome, Outcome::Ok(_)) && p.end < get.start)
+                    .map(|(i, _)| i + 1)
+                    .max();
+                if let Some(newest) = newest_acked.filter(|&n| n > found) {
+                    stale.push(format!(
+                        "get {key} returned {:?}, {} write(s) behind one acknowledged before it began",
+                        String::from_utf8_lossy(v),
+                        newest - found
+                    ));
+                }
+            }
+        }
+        stale
+    }
+
     /// Recovery figures after a fault at `fault` that ended at `recovered` (the host accepts
     /// connections again), for keys where `affected(key)`.
     pub fn measure(
