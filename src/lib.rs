@@ -16,9 +16,11 @@
 //!   [`failure_log`] logs failed calls in proportion (one line per kind and partition per
 //!   window, the rest counted).
 //! - [`store`]: the [`store::Store`] trait and its implementations: [`store::disk`] (SQLite)
-//!   and [`store::mysql`] (partitions over MariaDB master-master pairs, with failover).
+//!   and [`store::mysql`] (partitions over MariaDB master-master pairs, with failover and
+//!   reads during an outage that never go back in time).
 //! - [`mysql`]: the MySQL layer under the store and the admin tool: typed host addresses,
-//!   MySQL error numbers and what they mean, deadlines, "the master, else its sibling".
+//!   MySQL error numbers and what they mean, deadlines, "the master, else its sibling", GTID
+//!   positions.
 //!
 //! Beside them, used from several floors:
 //!
