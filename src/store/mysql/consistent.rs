@@ -13,17 +13,16 @@
 //! | `consistent` (default) | served | the read waits on its own connection (`MASTER_GTID_WAIT`) for at most `FAILOVER_READ_WAIT_MS`, then is refused with `BEHIND`; at once if the sibling has lacked the master's writes for more than `FAILOVER_MAX_LAG_MS` |
 //! | `stale` | served | served, and counted (`failover.stale_reads`) |
 //!
-//! In `consistent` mode, while the master is DOWN, the position also includes what the sibling
-//! had received from the master (`Gtid_IO_Pos`, read once per outage): with semi-synchronous
-//! replication that is every write any server had acknowledged, so reads through any server
-//! show them.
+//! In `consistent` mode the position also includes what the sibling has received from the
+//! master (`Gtid_IO_Pos`, read for each such read): with semi-synchronous replication that is
+//! every write any server had acknowledged, so reads through any server show them.
 //!
 //! A server that has had no answer from the master since it started knows nothing of its
 //! position, and refuses such reads in `consistent` mode until it has (a chaos run found a
 //! freshly started server serving a sibling 13 s behind).
 //!
-//! Once a wait succeeds the sibling is known to hold that position, and since a master that
-//! is down takes no writes the position does not move: the outage's later reads cost nothing.
+//! Once a wait succeeds the sibling is known to hold that position: later reads that need no
+//! more cost one `SHOW ALL SLAVES STATUS` on their own connection.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -118,9 +117,7 @@ impl Inner {
                     )));
                 }
                 required.raise_to(&masters);
-                if !master.health.is_readable() {
-                    required.raise_to(&self.received(master, sibling, conn).await?);
-                }
+                required.raise_to(&self.received(master, sibling, conn).await?);
             }
             FailoverReads::Stale => {
                 if !theirs.applied().covers(&masters) {
@@ -200,12 +197,14 @@ impl Inner {
         )))
     }
 
-    /// What `sibling` had received of `master`'s writes (`Gtid_IO_Pos`), read on `conn` once
-    /// per outage of `master` (a master that is down sends nothing more). With semi-synchronous
-    /// replication that covers every write any server had acknowledged, so a read that waits
-    /// for it shows other servers' writes too. Empty when it cannot be known: the master's
-    /// server id was never probed, or the service account may not run `SHOW SLAVE STATUS`
-    /// (logged; it needs `SLAVE MONITOR`).
+    /// What `sibling` has received of `master`'s writes (`Gtid_IO_Pos`), read on `conn` for
+    /// every read it serves in consistent mode. With semi-synchronous replication that covers
+    /// every write any server had acknowledged, so a read that waits for it shows other
+    /// servers' writes too. It is read each time, not once per outage: a master that only this
+    /// server cannot reach (a partial network partition) still takes other servers' writes
+    /// (a chaos run found reads missing them when it was read once). Empty when it cannot be
+    /// known: the master's server id was never probed, or the service account may not run
+    /// `SHOW SLAVE STATUS` (logged once; it needs `SLAVE MONITOR`).
     async fn received(
         &self,
         master: &HostRoute,
@@ -215,11 +214,6 @@ impl Inner {
         let Some(server_id) = master.health.replication.server_id() else {
             return Ok(GtidPos::default());
         };
-        let outage = master.health.transitions();
-        let theirs = &sibling.health.replication;
-        if let Some(pos) = theirs.received_in(outage) {
-            return Ok(pos);
-        }
         let what = format!(
             "reading what {} received from {}",
             sibling.address, master.address
@@ -253,7 +247,6 @@ impl Inner {
             })?;
             received.raise_to(&pos.of_server(server_id));
         }
-        theirs.set_received(outage, received.clone());
         Ok(received)
     }
 

@@ -150,11 +150,6 @@ impl HostHealth {
         self.state() != State::Down
     }
 
-    /// State changes so far: while the host stays DOWN this number names the outage.
-    pub fn transitions(&self) -> u64 {
-        self.transitions.load(Ordering::Relaxed)
-    }
-
     /// The host's address.
     pub fn address(&self) -> &HostAddr {
         &self.address

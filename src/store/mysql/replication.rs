@@ -104,9 +104,6 @@ struct Seen {
     acknowledged: GtidPos,
     /// Its probe could not read positions: not MariaDB.
     unsupported: bool,
-    /// What it had received from its master (`Gtid_IO_Pos`), read once per outage of that
-    /// master: the outage's number (its master's state transitions) and the position.
-    received: Option<(u64, GtidPos)>,
 }
 
 /// A snapshot for `admin status` and the errors that cite positions.
@@ -186,19 +183,6 @@ impl Replication {
     /// The host's server id, once a probe has read it.
     pub fn server_id(&self) -> Option<u32> {
         self.seen().server_id
-    }
-
-    /// What the host had received from its master, if read during outage number `outage`.
-    pub fn received_in(&self, outage: u64) -> Option<GtidPos> {
-        match &self.seen().received {
-            Some((n, pos)) if *n == outage => Some(pos.clone()),
-            _ => None,
-        }
-    }
-
-    /// The host had received `pos` from its master during outage number `outage`.
-    pub fn set_received(&self, outage: u64, pos: GtidPos) {
-        self.seen().received = Some((outage, pos));
     }
 
     /// The snapshot of what is known.
