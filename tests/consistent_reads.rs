@@ -154,10 +154,23 @@ fn a_sibling_that_has_not_applied_the_last_writes_serves_no_consistent_read() {
     assert!(stat(&stale, "failover.stale_reads") >= 1);
 
     // Once the sibling applies its relay log, the consistent read returns the new value:
-    // every key, through the server that wrote it.
+    // every key, through the server that wrote it. Until it has applied them all a read may
+    // still be BEHIND (retry-safe), never the old value.
     pair.sibling().sql("START SLAVE SQL_THREAD");
     for k in &pair.keys {
-        assert_eq!(c.get("f".into(), k.clone()).unwrap(), b"new", "{k}");
+        common::wait_until(Duration::from_secs(20), "the new value", || {
+            match c.get("f".into(), k.clone()) {
+                Ok(v) => {
+                    assert_eq!(v, b"new", "{k}");
+                    true
+                }
+                Err(e) => {
+                    let ex = common::thrudoc_exception(e);
+                    assert_eq!(common::code_of(&ex), BEHIND, "{k}: {:?}", ex.what);
+                    false
+                }
+            }
+        });
     }
     assert!(stat(&consistent, "failover.waits") >= 1);
     pair.bring_back(&[&consistent, &stale]);
@@ -215,7 +228,7 @@ fn with_semisync_no_read_goes_back_in_time_across_kill_9() {
     let pair = Pair::new();
     enable_semisync(pair.master(), pair.sibling(), SEMISYNC_TIMEOUT);
     let servers = [0, 1].map(|_| pair.server("FAILOVER_READ_WAIT_MS = 2000"));
-    let (mut reads, mut stale) = (0, 0);
+    let (mut reads, mut stale, mut refused) = (0, 0, 0);
     let mut first_reads = Vec::new();
     for round in 0..ROUNDS {
         // The sibling acknowledges each write on receipt (semi-sync) but applies none of this
@@ -244,11 +257,23 @@ fn with_semisync_no_read_goes_back_in_time_across_kill_9() {
                 // Through the server that wrote it, then through the other one.
                 for through in [*s, 1 - *s] {
                     let asked = Instant::now();
-                    let got = clients[through]
-                        .get("f".into(), k.to_string())
-                        .unwrap_or_else(|e| {
-                            panic!("round {round}: get {k}: {}", common::error_what(e))
-                        });
+                    // BEHIND (retry-safe) while the sibling still applies, never an old value.
+                    let got = loop {
+                        match clients[through].get("f".into(), k.to_string()) {
+                            Ok(v) => break v,
+                            Err(e) => {
+                                let ex = common::thrudoc_exception(e);
+                                assert_eq!(
+                                    common::code_of(&ex),
+                                    BEHIND,
+                                    "round {round}: get {k}: {:?}",
+                                    ex.what
+                                );
+                                refused += 1;
+                                assert!(asked.elapsed() < Duration::from_secs(20), "{k}");
+                            }
+                        }
+                    };
                     if n == 0 && through == *s {
                         first_reads.push(asked.elapsed());
                     }
@@ -272,7 +297,8 @@ fn with_semisync_no_read_goes_back_in_time_across_kill_9() {
     let waits: u64 = servers.iter().map(|s| stat(s, "failover.waits")).sum();
     eprintln!(
         "CONSISTENT semisync: {ROUNDS} kill -9 rounds, {reads} reads through either server, \
-         {stale} stale, {waits} waits; first read of each round {first_reads:?}"
+         {stale} stale, {refused} refused BEHIND and retried, {waits} waits; first read of each \
+         round {first_reads:?}"
     );
     assert_eq!(stale, 0, "reads went back in time");
     assert_eq!(reads, 2 * ROUNDS * pair.keys.len());
