@@ -152,11 +152,12 @@ impl Setup {
 
 fn print_figures(name: &str, f: &common::history::Figures) {
     eprintln!(
-        "FAILOVER {name}: read_outage={:?} slowest_read={:?} reads_ok/failed={:?} \
+        "FAILOVER {name}: read_outage={:?} slowest_read={:?} reads_ok/failed={:?} reads_behind={} \
          refused_at_once_after={:?} slowest_refusal={:?} writes_back_after={:?} unaffected_failures={}",
         f.read_outage,
         f.slowest_read,
         f.reads,
+        f.reads_behind,
         f.refused_at_once_after,
         f.slowest_refusal,
         f.writes_back_after,

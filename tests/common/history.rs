@@ -155,8 +155,12 @@ pub struct Figures {
     pub read_outage: Duration,
     /// The slowest read of an affected key that started after the fault.
     pub slowest_read: Duration,
-    /// Affected reads after the fault: answered, failed.
+    /// Affected reads after the fault: answered, failed (refused `BEHIND` aside).
     pub reads: (usize, usize),
+    /// Affected reads refused `BEHIND`: the sibling lacked acknowledged writes, and
+    /// `FAILOVER_READS = consistent` refused rather than return an old value (allowed, and
+    /// not part of `read_outage`).
+    pub reads_behind: usize,
     /// The slowest refusal of a write to an affected key that started after the fault.
     pub slowest_refusal: Duration,
     /// From the fault to the first refusal that took less than 100 ms (refused at once).
@@ -288,6 +292,10 @@ impl History {
             }
             let took = op.end - op.start;
             if op.put.is_none() {
+                if matches!(op.outcome, Outcome::Refused(code, _) if code == ErrorCode::BEHIND.0) {
+                    f.reads_behind += 1;
+                    continue;
+                }
                 if failed {
                     f.reads.1 += 1;
                     f.read_outage = f.read_outage.max(op.end - fault);
