@@ -272,14 +272,7 @@ impl Inner {
     {
         let master = routing.host(part.host_id)?;
         let master_failure = if master.health.is_readable() {
-            let attempt = async {
-                let mut conn = self.settings.connect(&master.pool, &master.address).await?;
-                self.caught_up(master, &mut conn, after).await?;
-                let on = master.address.to_string();
-                self.settings
-                    .statement(Access::Read, on, conn.exec(stmt, params.clone()))
-                    .await
-            };
+            let attempt = self.read_on(master, stmt, params.clone(), Gate::Master(after));
             let outcome = tokio::select! {
                 r = attempt => r,
                 () = master.health.wait_down() => Err(Failure {
@@ -319,17 +312,7 @@ impl Inner {
                 ),
             ));
         };
-        let on_sibling = async {
-            let mut conn = self
-                .settings
-                .connect(&sibling.pool, &sibling.address)
-                .await?;
-            self.vouch(master, sibling, &mut conn, after).await?;
-            let on = sibling.address.to_string();
-            self.settings
-                .statement(Access::Read, on, conn.exec(stmt, params))
-                .await
-        };
+        let on_sibling = self.read_on(sibling, stmt, params, Gate::Sibling(master, after));
         on_sibling.await.map_err(|f| {
             if f.error.kind() == ErrorKind::Behind {
                 return Error::new(
@@ -356,4 +339,36 @@ impl Inner {
             }
         })
     }
+
+    /// One read on `host`, once `gate` lets it answer; its errors start with the host's
+    /// address.
+    async fn read_on<T>(
+        &self,
+        host: &HostRoute,
+        stmt: &str,
+        params: Params,
+        gate: Gate<'_>,
+    ) -> Result<Vec<T>, Failure>
+    where
+        T: FromRow + Send + 'static,
+    {
+        let mut conn = self.settings.connect(&host.pool, &host.address).await?;
+        match gate {
+            Gate::Master(after) => self.caught_up(host, &mut conn, after).await?,
+            Gate::Sibling(master, after) => self.vouch(master, host, &mut conn, after).await?,
+        }
+        let on = host.address.to_string();
+        self.settings
+            .statement(Access::Read, on, conn.exec(stmt, params))
+            .await
+    }
+}
+
+/// What a host must have applied before it answers a read ([`super::consistent`]).
+enum Gate<'a> {
+    /// As the partition's master: the other hosts' writes a client's token covers.
+    Master(&'a GtidPos),
+    /// As the sibling of this master, which is down or failed the read: what the master's
+    /// writes and the token require.
+    Sibling(&'a HostRoute, &'a GtidPos),
 }
