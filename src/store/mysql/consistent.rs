@@ -144,27 +144,11 @@ impl Inner {
                 )));
             }
         }
-        FailoverCounters::count(&counters.waits);
-        match self
-            .wait_applied(sibling, conn, &required, settings.read_wait)
-            .await?
-        {
-            true => {
-                theirs.reached(&required);
-                FailoverCounters::count(&counters.sibling_reads);
-                Ok(())
-            }
-            false => {
-                FailoverCounters::count(&counters.refused);
-                Err(behind(format!(
-                    "its sibling {} did not apply the writes up to {required} within \
-                     FAILOVER_READ_WAIT_MS = {} (it had applied {}); nothing was read",
-                    sibling.address,
-                    settings.read_wait.as_millis(),
-                    theirs.applied()
-                )))
-            }
-        }
+        let who = format!("its sibling {}", sibling.address);
+        self.applied_or_refused(sibling, &who, conn, &required)
+            .await?;
+        FailoverCounters::count(&counters.sibling_reads);
+        Ok(())
     }
 
     /// Makes sure `host`, about to serve a read as its partition's master, has applied the
@@ -176,22 +160,35 @@ impl Inner {
         conn: &mut Conn,
         after: &GtidPos,
     ) -> Result<(), Failure> {
-        let needed = needed_on(host, after);
+        let who = host.address.to_string();
+        self.applied_or_refused(host, &who, conn, &needed_on(host, after))
+            .await
+    }
+
+    /// Returns once `host` has applied `target`: at once when it is known to have, else after
+    /// waiting on `conn` (at most `FAILOVER_READ_WAIT_MS`), counted. `BEHIND`, naming `who`,
+    /// when the wait runs out.
+    async fn applied_or_refused(
+        &self,
+        host: &HostRoute,
+        who: &str,
+        conn: &mut Conn,
+        target: &GtidPos,
+    ) -> Result<(), Failure> {
         let known = &host.health.replication;
-        if known.applied().covers(&needed) {
+        if known.applied().covers(target) {
             return Ok(());
         }
         let limit = self.config.failover.read_wait;
         FailoverCounters::count(&self.failover.waits);
-        if self.wait_applied(host, conn, &needed, limit).await? {
-            known.reached(&needed);
+        if self.wait_applied(host, conn, target, limit).await? {
+            known.reached(target);
             return Ok(());
         }
         FailoverCounters::count(&self.failover.refused);
         Err(behind(format!(
-            "{} has not applied the token's writes up to {needed} within \
-             FAILOVER_READ_WAIT_MS = {} (it had applied {}); nothing was read",
-            host.address,
+            "{who} did not apply the writes up to {target} within FAILOVER_READ_WAIT_MS = {} \
+             (it had applied {}); nothing was read",
             limit.as_millis(),
             known.applied()
         )))
@@ -250,11 +247,11 @@ impl Inner {
         Ok(received)
     }
 
-    /// `MASTER_GTID_WAIT(target, limit)` on `conn`: true once `sibling` has applied `target`,
+    /// `MASTER_GTID_WAIT(target, limit)` on `conn`: true once `host` has applied `target`,
     /// false when `limit` passed first (or replication was stopped under the wait).
     async fn wait_applied(
         &self,
-        sibling: &HostRoute,
+        host: &HostRoute,
         conn: &mut Conn,
         target: &GtidPos,
         limit: Duration,
@@ -266,7 +263,7 @@ impl Inner {
         let answer = deadline(
             limit + self.settings.query_timeout,
             Access::Read,
-            format!("waiting on {} for {target}", sibling.address),
+            format!("waiting on {} for {target}", host.address),
             |e, what| Failure::for_service(e, Access::Read, what),
             wait,
         )
