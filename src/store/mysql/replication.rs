@@ -109,7 +109,6 @@ struct Seen {
 /// A snapshot for `admin status` and the errors that cite positions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplicationReport {
-    pub server_id: Option<u32>,
     pub written: GtidPos,
     pub applied: GtidPos,
     pub acknowledged: GtidPos,
@@ -189,7 +188,6 @@ impl Replication {
     pub fn report(&self) -> ReplicationReport {
         let seen = self.seen();
         ReplicationReport {
-            server_id: seen.server_id,
             written: seen.written.clone(),
             applied: seen.applied.clone(),
             acknowledged: seen.acknowledged.clone(),
@@ -270,7 +268,7 @@ mod tests {
         });
         r.sampled(sample(5, "5-5-1", ""), Instant::now());
         assert_eq!(r.required(), pos("5-5-1"));
-        assert_eq!(r.report().server_id, Some(5));
+        assert_eq!(r.server_id(), Some(5));
     }
 
     #[test]
