@@ -2,10 +2,10 @@
 //! replicates, and how many partitions each holds.
 //!
 //! Hosts are probed at once, each under one overall deadline (connect, `@@server_id`, its GTID
-//! positions, `SHOW ALL SLAVES STATUS`), so a hung host (SIGSTOP, black hole) shows as unreachable after the probe
-//! timeout instead of holding the report up. Hosts being down is what this command reports, not a
-//! failure of it: it fails only when the directory itself cannot be read (from the master, nor,
-//! with `--slave-hostname`, from its sibling).
+//! positions, `SHOW ALL SLAVES STATUS`), so a hung host (SIGSTOP, black hole) shows as
+//! unreachable after the probe timeout instead of holding the report up. Hosts being down is
+//! what this command reports, not a failure of it: it fails only when the directory itself
+//! cannot be read (from the master, nor, with `--slave-hostname`, from its sibling).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -159,59 +159,53 @@ fn print(report: &Report, opts: &StatusOptions, out: &mut dyn Write) -> Result<(
             sibling.clone().unwrap_or_else(|| "-".into()),
         ];
         match report.probes.get(&host.id) {
-            Some(Probe::Up(a)) if a.replication.is_some() => {
-                let r = a.replication.as_ref().expect("matched");
-                let from = r
-                    .master
-                    .as_ref()
-                    .map(|m| m.to_string())
-                    .unwrap_or_else(|| "?".into());
-                if let Some(s) = &sibling {
-                    if *s != from {
-                        notes.push(format!(
-                            "host {} ({}) replicates from {from}, not from its sibling {s}",
-                            host.id,
-                            host.address()
-                        ));
+            Some(Probe::Up(a)) => {
+                match &a.replication {
+                    Some(r) => {
+                        let from = r
+                            .master
+                            .as_ref()
+                            .map(|m| m.to_string())
+                            .unwrap_or_else(|| "?".into());
+                        if let Some(s) = &sibling {
+                            if *s != from {
+                                notes.push(format!(
+                                    "host {} ({}) replicates from {from}, not from its sibling {s}",
+                                    host.id,
+                                    host.address()
+                                ));
+                            }
+                        }
+                        if !r.last_error.is_empty() {
+                            notes.push(format!(
+                                "host {} ({}) replication error: {}",
+                                host.id,
+                                host.address(),
+                                r.last_error
+                            ));
+                        }
+                        row.extend([
+                            "up".into(),
+                            from,
+                            r.io_running.clone(),
+                            r.sql_running.clone(),
+                            r.seconds_behind
+                                .map(|s| format!("{s}s"))
+                                .unwrap_or_else(|| "-".into()),
+                        ]);
+                    }
+                    None => {
+                        if let Some(s) = &sibling {
+                            notes.push(format!(
+                                "host {} ({}) does not replicate from its sibling {s}",
+                                host.id,
+                                host.address()
+                            ));
+                        }
+                        row.extend(["up", "-", "-", "-", "-"].map(String::from));
                     }
                 }
-                if !r.last_error.is_empty() {
-                    notes.push(format!(
-                        "host {} ({}) replication error: {}",
-                        host.id,
-                        host.address(),
-                        r.last_error
-                    ));
-                }
-                row.extend([
-                    "up".into(),
-                    from,
-                    r.io_running.clone(),
-                    r.sql_running.clone(),
-                    r.seconds_behind
-                        .map(|s| format!("{s}s"))
-                        .unwrap_or_else(|| "-".into()),
-                    a.written.to_string(),
-                    a.applied.to_string(),
-                ]);
-            }
-            Some(Probe::Up(a)) => {
-                if let Some(s) = &sibling {
-                    notes.push(format!(
-                        "host {} ({}) does not replicate from its sibling {s}",
-                        host.id,
-                        host.address()
-                    ));
-                }
-                row.extend([
-                    "up".into(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                    "-".into(),
-                    a.written.to_string(),
-                    a.applied.to_string(),
-                ]);
+                row.extend([a.written.to_string(), a.applied.to_string()]);
             }
             Some(Probe::Down(why)) => {
                 notes.push(format!(
