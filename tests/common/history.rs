@@ -182,18 +182,10 @@ impl History {
     /// outcome was not acknowledged. Every value read was one that was written (by the
     /// workload, or `initial`, which every key held before it started).
     pub fn check(&self, final_values: &HashMap<String, Option<Vec<u8>>>, initial: &[u8]) {
-        let mut by_key: HashMap<&str, Vec<&Op>> = HashMap::new();
-        let mut written: HashMap<&str, HashSet<&[u8]>> = HashMap::new();
-        for op in &self.ops {
-            by_key.entry(&op.key).or_default().push(op);
-            if let Some(v) = &op.put {
-                written.entry(&op.key).or_default().insert(v);
-            }
-        }
         let mut acknowledged = 0;
-        for (key, ops) in &by_key {
-            let mut puts: Vec<&&Op> = ops.iter().filter(|o| o.put.is_some()).collect();
-            puts.sort_by_key(|o| o.start);
+        for (key, ops) in &self.by_key() {
+            let puts = puts_in_order(ops);
+            let written: HashSet<&[u8]> = puts.iter().filter_map(|o| o.put.as_deref()).collect();
             let last_ack = puts
                 .iter()
                 .rposition(|o| matches!(o.outcome, Outcome::Ok(_)));
@@ -214,8 +206,7 @@ impl History {
             }
             for op in ops.iter().filter(|o| o.put.is_none()) {
                 if let Outcome::Ok(Some(v)) = &op.outcome {
-                    let known =
-                        v == initial || written.get(*key).is_some_and(|w| w.contains(&v[..]));
+                    let known = v == initial || written.contains(&v[..]);
                     assert!(known, "read of {key} returned a value never written: {v:?}");
                 }
             }
@@ -230,14 +221,9 @@ impl History {
     /// when a later write of that key had been acknowledged before the get began. Each key has
     /// one writer, so its writes are ordered. One line per such read.
     pub fn stale_reads(&self, initial: &[u8]) -> Vec<String> {
-        let mut by_key: HashMap<&str, Vec<&Op>> = HashMap::new();
-        for op in &self.ops {
-            by_key.entry(&op.key).or_default().push(op);
-        }
         let mut stale = Vec::new();
-        for (key, ops) in &by_key {
-            let mut puts: Vec<&&Op> = ops.iter().filter(|o| o.put.is_some()).collect();
-            puts.sort_by_key(|o| o.start);
+        for (key, ops) in &self.by_key() {
+            let puts = puts_in_order(ops);
             // The position of the put that wrote `v`; the initial value comes before them all.
             let rank = |v: &[u8]| -> Option<usize> {
                 if v == initial {
@@ -268,6 +254,15 @@ impl History {
             }
         }
         stale
+    }
+
+    /// Each key's operations.
+    fn by_key(&self) -> HashMap<&str, Vec<&Op>> {
+        let mut by_key: HashMap<&str, Vec<&Op>> = HashMap::new();
+        for op in &self.ops {
+            by_key.entry(&op.key).or_default().push(op);
+        }
+        by_key
     }
 
     /// Recovery figures after a fault at `fault` that ended at `recovered` (the host accepts
@@ -320,4 +315,11 @@ impl History {
         f.writes_back_after = first_ack_after_recovery.map(|t| t - recovered);
         f
     }
+}
+
+/// The puts among one key's `ops`, in the order its one writer made them.
+fn puts_in_order<'h>(ops: &[&'h Op]) -> Vec<&'h Op> {
+    let mut puts: Vec<&Op> = ops.iter().copied().filter(|o| o.put.is_some()).collect();
+    puts.sort_by_key(|o| o.start);
+    puts
 }

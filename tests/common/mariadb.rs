@@ -15,7 +15,7 @@
 //! directory) once the test process is gone, however it ended.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use thrudoc::mysql::{Gtid, GtidPos};
+use thrudoc::mysql::GtidPos;
 
 /// How long a server gets to accept `SELECT 1` after it is spawned before the test fails.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
@@ -552,7 +552,8 @@ impl MariaDb {
                 Ok(()) => break,
                 // A fresh-clone CI run saw mariadbd go away under START SLAVE right after a
                 // restart, both hosts of the pair restarting at once. That is MariaDB's, not
-                // the code under test's: said loudly, with its log, and started again once.
+                // the code under test's: said loudly, with its log, and started again (at most
+                // twice).
                 Err(e) if attempt < 3 && self.exits_within(Duration::from_secs(3)) => {
                     eprintln!(
                         "mariadb harness: server {} died resuming replication ({e}); its log:\n{}\n\
@@ -596,19 +597,11 @@ impl MariaDb {
         let own = self.server_id;
         let parse =
             |text: &str| GtidPos::parse(text).unwrap_or_else(|e| panic!("server {own}: {e}"));
-        let mut later: BTreeMap<u32, Gtid> = parse(&row[1])
-            .0
-            .into_iter()
-            .map(|g| (g.domain, g))
-            .collect();
+        let mut pos = parse(&row[1]);
         // The binary log's own domain is what this server wrote, not what it applied.
         for g in parse(&row[0]).0.into_iter().filter(|g| g.domain != own) {
-            let slot = later.entry(g.domain).or_insert(g);
-            if g.seq > slot.seq {
-                *slot = g;
-            }
+            pos.raise(g);
         }
-        let pos = GtidPos(later.into_values().collect());
         // Strict mode refuses a position that leaves out a domain of the binary log (the
         // server's own): off for the one statement.
         self.try_sql(&format!(
