@@ -785,3 +785,66 @@ fn one_slow_start_up_probe_does_not_mark_a_live_master_down() {
     assert!(late.stderr_text().contains("start-up probe failed"));
     h[2].restart();
 }
+
+/// A write that timed out on a network that drops packets never lands later. The statement may
+/// still sit in Thrudoc's send queue when the client is told it may or may not have happened;
+/// kept, TCP would deliver it once the network heals (its retransmission backs off: 0.2, 0.6,
+/// 1.4, 3.0, 6.2 s after the send), after a write acknowledged since, and the old value would
+/// win. The server resets the connection of a write that timed out, so it cannot.
+#[test]
+fn a_write_that_timed_out_never_lands_after_a_later_one() {
+    let setup = Setup::direct(1);
+    let h = &setup.cluster.hosts;
+    let server = thrudoc_on(
+        &h[0],
+        Some(&h[1]),
+        "thrudoc",
+        "MYSQL_QUERY_TIMEOUT_MS = 400\nHEALTH_PROBE_INTERVAL_MS = 100\n\
+         HEALTH_PROBE_TIMEOUT_MS = 200\nHEALTH_RISE_THRESHOLD = 2",
+    );
+    let key = setup
+        .keys
+        .iter()
+        .find(|k| setup.host_of(k) == 0)
+        .unwrap()
+        .clone();
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    // Warm connections in the pool: the next write goes out on one at once.
+    for i in 0..20 {
+        c.put("f".into(), key.clone(), format!("before-{i}").into_bytes())
+            .unwrap();
+    }
+    let hole = common::blackhole::PortBlackhole::start(h[0].port());
+    let sent = Instant::now();
+    let err = c
+        .put("f".into(), key.clone(), b"timed out".to_vec())
+        .expect_err("a write into a black hole");
+    assert_eq!(
+        common::error_code(err),
+        ErrorCode::OUTCOME_UNKNOWN.0,
+        "the write's outcome is unknown"
+    );
+    // Heal between the fourth and the fifth retransmission.
+    std::thread::sleep(Duration::from_millis(3500).saturating_sub(sent.elapsed()));
+    drop(hole);
+    common::wait_until(Duration::from_secs(10), "a write after the heal", || {
+        c.put("f".into(), key.clone(), b"after".to_vec()).is_ok()
+    });
+    let acked = sent.elapsed();
+    assert!(
+        acked < Duration::from_millis(6000),
+        "the later write must be acknowledged before the fifth retransmission would land \
+         ({acked:?} after the first was sent)"
+    );
+    // Past the fifth retransmission.
+    std::thread::sleep(Duration::from_millis(8000).saturating_sub(sent.elapsed()));
+    let value = c.get("f".into(), key.clone()).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&value),
+        "after",
+        "the write that timed out landed after the one acknowledged {acked:?} after it was sent"
+    );
+    eprintln!("FAILOVER late-write: later write acknowledged {acked:?} after the timed-out one");
+    common::mariadb::wait_replicated(&h[0], &h[1], Duration::from_secs(30));
+    setup.assert_single_writer();
+}

@@ -226,6 +226,7 @@ pub fn code_of(ex: &ThrudocException) -> i32 {
     assert_eq!(type_, want, "type of {ex:?}");
     code
 }
+pub mod blackhole;
 pub mod checks;
 pub mod conformance;
 pub mod drivers;

@@ -12,7 +12,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
 
 use crate::config::MysqlConfig;
 use crate::error::ErrorKind;
-use crate::mysql::{deadline, Access, Failure, HostAddr};
+use crate::mysql::{deadline, Access, Class, Failure, HostAddr};
 
 /// Statements each connection keeps prepared: four per partition (get, put, remove, append)
 /// of the partitions a host serves, plus batch shapes.
@@ -125,6 +125,24 @@ impl HostSettings {
             fut,
         )
         .await
+    }
+
+    /// Runs one write on `conn` as [`HostSettings::statement`] does. When no answer comes in
+    /// time, the connection is reset ([`Conn::abort`]): on a network that drops packets the
+    /// statement may still wait in this machine's send queue, and TCP would deliver it once the
+    /// network heals, after the client was told the write may not have happened and after
+    /// writes acknowledged since. Reset, it reaches the server now or never.
+    pub async fn write<T>(
+        &self,
+        conn: &mut Conn,
+        what: impl fmt::Display,
+        run: impl AsyncFnOnce(&mut Conn) -> std::result::Result<T, mysql_async::Error>,
+    ) -> Result<T, Failure> {
+        let result = self.statement(Access::Write, what, run(conn)).await;
+        if matches!(&result, Err(f) if f.class == Class::Slow) {
+            conn.abort();
+        }
+        result
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use mysql_async::prelude::{FromRow, Queryable};
-use mysql_async::{Params, Pool};
+use mysql_async::{Conn, Params, Pool};
 
 use super::coalesce::Queue;
 use super::directory::{Directory, Partition};
@@ -195,13 +195,13 @@ impl Inner {
         let result = loop {
             let result = async {
                 let mut conn = self.settings.connect(&master.pool, &master.address).await?;
-                let run = async {
+                let on = format!("on {}", master.address);
+                let run = async |conn: &mut Conn| {
                     conn.exec_drop(stmt, params.clone()).await?;
                     let gtid = conn.last_ok_packet().and_then(last_gtid);
                     Ok((conn.affected_rows(), gtid))
                 };
-                let on = format!("on {}", master.address);
-                self.settings.statement(Access::Write, on, run).await
+                self.settings.write(&mut conn, on, run).await
             }
             .await;
             match result {

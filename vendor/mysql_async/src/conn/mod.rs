@@ -251,6 +251,16 @@ impl Conn {
             .unwrap_or_default()
     }
 
+    /// Thrudoc: closes the connection at once with a TCP reset, dropping whatever the kernel has
+    /// not sent yet, so that a statement given up on (a timeout on a network that drops
+    /// packets) cannot reach the server later. A pool discards the connection when it comes
+    /// back.
+    pub fn abort(&mut self) {
+        if let Some(stream) = self.inner.stream.take() {
+            let _ = stream.set_linger_zero();
+        }
+    }
+
     /// Returns a reference to the last OK packet.
     pub fn last_ok_packet(&self) -> Option<&OkPacket<'static>> {
         self.inner.last_ok_packet.as_ref()

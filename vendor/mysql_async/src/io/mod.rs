@@ -211,6 +211,26 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Thrudoc: makes a close of this socket send a reset and drop what the kernel has not sent
+    /// yet (`SO_LINGER` 0), instead of retransmitting it for as long as the network drops it.
+    pub fn set_linger_zero(&self) -> io::Result<()> {
+        let zero = Some(Duration::ZERO);
+        match *self {
+            Endpoint::Plain(Some(ref stream)) => socket2::SockRef::from(stream).set_linger(zero),
+            Endpoint::Plain(None) => Ok(()),
+            #[cfg(feature = "native-tls-tls")]
+            Endpoint::Secure(ref stream) => {
+                socket2::SockRef::from(stream.get_ref().get_ref().get_ref()).set_linger(zero)
+            }
+            #[cfg(feature = "rustls-tls")]
+            Endpoint::Secure(ref stream) => socket2::SockRef::from(stream.get_ref().0).set_linger(zero),
+            #[cfg(unix)]
+            Endpoint::Socket(_) => Ok(()),
+        }
+    }
+}
+
 impl From<TcpStream> for Endpoint {
     fn from(stream: TcpStream) -> Self {
         Endpoint::Plain(Some(stream))
@@ -384,6 +404,14 @@ impl Stream {
 
     pub(crate) fn set_tcp_nodelay(&self, val: bool) -> io::Result<()> {
         self.codec.as_ref().unwrap().get_ref().set_tcp_nodelay(val)
+    }
+
+    /// Thrudoc: see [`Endpoint::set_linger_zero`].
+    pub(crate) fn set_linger_zero(&self) -> io::Result<()> {
+        match self.codec.as_ref() {
+            Some(codec) => codec.get_ref().set_linger_zero(),
+            None => Ok(()),
+        }
     }
 
     pub(crate) async fn make_secure(
