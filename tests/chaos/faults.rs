@@ -20,6 +20,8 @@ pub enum Kind {
     CutPair { pair: usize },
     /// A share of a host's packets dropped.
     Loss { host: usize, percent: u8 },
+    /// Every packet to and from a host held for a while, each way.
+    Delay { host: usize, ms: u32 },
     /// A Thrudoc server killed, then started again.
     ServerKill { server: usize },
     /// `thrudoc-admin failover` of a pair's master, then `switchover` back.
@@ -37,6 +39,7 @@ impl Kind {
             Kind::CutServerHost { .. } => "cut_server_host",
             Kind::CutPair { .. } => "cut_pair",
             Kind::Loss { .. } => "loss",
+            Kind::Delay { .. } => "delay",
             Kind::ServerKill { .. } => "server_kill",
             Kind::FailoverCycle { .. } => "failover_cycle",
         }
@@ -50,7 +53,8 @@ impl Kind {
             | Kind::Stop { host }
             | Kind::Blackhole { host }
             | Kind::CutServerHost { host, .. }
-            | Kind::Loss { host, .. } => vec![host / 2],
+            | Kind::Loss { host, .. }
+            | Kind::Delay { host, .. } => vec![host / 2],
             Kind::BothDown { pair } | Kind::CutPair { pair } | Kind::FailoverCycle { pair } => {
                 vec![pair]
             }
@@ -64,10 +68,14 @@ impl Kind {
         matches!(self, Kind::BothDown { pair: 0 })
     }
 
-    /// It changes each server's view differently: a cut of one server from a host, or packet
-    /// loss, which may drop one server's probes and let another's through.
+    /// It changes each server's view differently: a cut of one server from a host, packet
+    /// loss, which may drop one server's probes and let another's through, or a delay, which
+    /// may make one server's probes time out and not another's.
     pub fn view_only(&self) -> bool {
-        matches!(self, Kind::CutServerHost { .. } | Kind::Loss { .. })
+        matches!(
+            self,
+            Kind::CutServerHost { .. } | Kind::Loss { .. } | Kind::Delay { .. }
+        )
     }
 
     /// The hosts it may make unreachable (to [`Kind::server`] only, for a cut).
@@ -77,7 +85,8 @@ impl Kind {
             | Kind::Stop { host }
             | Kind::Blackhole { host }
             | Kind::CutServerHost { host, .. }
-            | Kind::Loss { host, .. } => vec![host],
+            | Kind::Loss { host, .. }
+            | Kind::Delay { host, .. } => vec![host],
             Kind::BothDown { pair } => vec![2 * pair, 2 * pair + 1],
             Kind::CutPair { .. } | Kind::ServerKill { .. } | Kind::FailoverCycle { .. } => {
                 Vec::new()
@@ -112,6 +121,7 @@ impl Kind {
                 format!("host {} cut from its sibling {}", 2 * pair, 2 * pair + 1)
             }
             Kind::Loss { host, percent } => format!("{percent}% packet loss at host {host}"),
+            Kind::Delay { host, ms } => format!("{ms} ms delay each way at host {host}"),
             Kind::ServerKill { server } => format!("kill -9 Thrudoc server {server}"),
             Kind::FailoverCycle { pair } => {
                 format!("failover of host {}, then switchover", 2 * pair)
@@ -161,6 +171,10 @@ impl Menu {
                     host: host(rng),
                     percent: 30,
                 },
+                Kind::Delay {
+                    host: host(rng),
+                    ms: 150,
+                },
             ]);
         }
         // Fisher-Yates.
@@ -185,7 +199,7 @@ impl Menu {
             .filter(|s| !busy_servers.contains(s))
             .collect();
         for _ in 0..20 {
-            let kinds = if self.network { 12 } else { 6 };
+            let kinds = if self.network { 14 } else { 6 };
             let roll = rng.below(kinds);
             if roll == 4 {
                 if free_servers.is_empty() {
@@ -215,6 +229,11 @@ impl Menu {
                 11 => Kind::Loss {
                     host,
                     percent: 20 + (rng.below(4) * 10) as u8,
+                },
+                // From a slow link (50 ms each way) to one slower than the probe timeout.
+                12 | 13 => Kind::Delay {
+                    host,
+                    ms: 50 * (1 + rng.below(6)) as u32,
                 },
                 _ => continue,
             };

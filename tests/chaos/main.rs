@@ -16,6 +16,7 @@
 mod common;
 
 mod checker;
+mod delay;
 mod faults;
 mod history;
 mod net;

@@ -6,14 +6,19 @@
 //!
 //! Faults are nftables rules in the namespaces (`nft`): each node's rules are rebuilt from its
 //! state on every change, so healing is removing an entry and rebuilding. The kernel of the
-//! project's machines has no `sch_netem`, so delay is not one of the faults (see the README).
+//! project's machines has no `sch_netem`, so a delay is an NFQUEUE rule and a thread of this
+//! process that holds the queued packets ([`super::delay`]). The rule is an `iptables` one: this
+//! kernel has the NFQUEUE target but not the nftables `queue` expression.
 //!
 //! Everything is made and removed by this module, as root. Names carry this process's id, and
 //! leftovers of a run whose process is gone are removed at the start of the next.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::delay::{Delayer, QUEUE};
 
 /// One namespace with its address.
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ struct Rules {
 pub struct Net {
     bridge: String,
     nodes: Vec<(Node, Rules)>,
+    /// The delaying threads, by node.
+    delayers: HashMap<usize, Delayer>,
 }
 
 fn run(args: &[&str]) -> Result<(), String> {
@@ -84,9 +91,13 @@ impl Net {
     /// A bridge and one namespace per name in `names`, addresses 10.88.N.10, .11, ... in
     /// order. `Err` says why namespaces cannot be made here (not root, no `ip`, no `nft`).
     pub fn create(names: &[String]) -> Result<Net, String> {
-        for probe in [["ip", "-V"], ["nft", "--version"]] {
+        for probe in [
+            ["ip", "-V"],
+            ["nft", "--version"],
+            ["iptables", "--version"],
+        ] {
             run(&probe).map_err(|e| {
-                format!("{e} (install it with `apt-get install -y iproute2 nftables`)")
+                format!("{e} (install it with `apt-get install -y iproute2 nftables iptables`)")
             })?;
         }
         remove_leftovers();
@@ -97,6 +108,7 @@ impl Net {
         let mut net = Net {
             bridge: bridge.clone(),
             nodes: Vec::new(),
+            delayers: HashMap::new(),
         };
         run(&["ip", "link", "add", &bridge, "type", "bridge"])?;
         run(&[
@@ -173,6 +185,60 @@ impl Net {
         self.apply(i)
     }
 
+    /// Holds every packet to and from node `i` for `delay`, each way (zero heals).
+    pub fn delay(&mut self, i: usize, delay: Duration) -> Result<(), String> {
+        // The queue is bound before the rules send packets to it, and unbound after they stop.
+        let ns = self.nodes[i].0.ns.clone();
+        let queue = QUEUE.to_string();
+        let rules = [("OUTPUT", "-o"), ("INPUT", "-i")];
+        if self.delayers.remove(&i).is_some() {
+            for (chain, dev) in rules {
+                run(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "iptables",
+                    "-w",
+                    "-D",
+                    chain,
+                    "!",
+                    dev,
+                    "lo",
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    &queue,
+                    "--queue-bypass",
+                ])?;
+            }
+        }
+        if !delay.is_zero() {
+            self.delayers.insert(i, Delayer::start(&ns, delay)?);
+            for (chain, dev) in rules {
+                run(&[
+                    "ip",
+                    "netns",
+                    "exec",
+                    &ns,
+                    "iptables",
+                    "-w",
+                    "-A",
+                    chain,
+                    "!",
+                    dev,
+                    "lo",
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    &queue,
+                    "--queue-bypass",
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rebuilds node `i`'s rules from its state.
     fn apply(&self, i: usize) -> Result<(), String> {
         let (node, rules) = &self.nodes[i];
@@ -228,6 +294,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
+        self.delayers.clear();
         for (node, _) in &self.nodes {
             let _ = run(&["ip", "netns", "del", &node.ns]);
             let _ = run(&["ip", "link", "del", &node.veth]);

@@ -140,6 +140,9 @@ impl World<'_> {
             Kind::CutServerHost { server, host } => self.net()?.cut(HOSTS + server, host, true)?,
             Kind::CutPair { pair } => self.net()?.cut(2 * pair, 2 * pair + 1, true)?,
             Kind::Loss { host, percent } => self.net()?.loss(host, percent)?,
+            Kind::Delay { host, ms } => self
+                .net()?
+                .delay(host, Duration::from_millis(u64::from(ms)))?,
             Kind::ServerKill { server } => self.servers[server].kill(),
             Kind::FailoverCycle { pair } => {
                 let common = admin_args(self.host(0));
@@ -170,6 +173,7 @@ impl World<'_> {
             Kind::CutServerHost { server, host } => self.net()?.cut(HOSTS + server, host, false)?,
             Kind::CutPair { pair } => self.net()?.cut(2 * pair, 2 * pair + 1, false)?,
             Kind::Loss { host, .. } => self.net()?.loss(host, 0)?,
+            Kind::Delay { host, .. } => self.net()?.delay(host, Duration::ZERO)?,
             Kind::ServerKill { server } => self.servers[server].start(),
             Kind::FailoverCycle { pair } => {
                 let outcome = active
