@@ -73,6 +73,11 @@ pub struct Args {
 }
 
 fn main() -> ExitCode {
+    // The packet holder of a delay fault is this program again, in the delayed namespace.
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("--hold-packets") {
+        return delay::hold_main(raw.get(2).map_or("", String::as_str));
+    }
     // `cargo test` passes harness flags such as `--nocapture`; a chaos run takes none of
     // them, so they are dropped rather than refused.
     let args = std::env::args().filter(|a| a != "--nocapture" && a != "--color=never");

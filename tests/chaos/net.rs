@@ -68,6 +68,33 @@ fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Adds (`-A`) or deletes (`-D`) the rules that send every packet of namespace `ns` but its
+/// loopback's to the delaying queue (accepted undelayed while no thread holds the queue).
+fn queue_rules(ns: &str, action: &str) -> Result<(), String> {
+    let queue = QUEUE.to_string();
+    for (chain, dev) in [("OUTPUT", "-o"), ("INPUT", "-i")] {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "iptables",
+            "-w",
+            action,
+            chain,
+            "!",
+            dev,
+            "lo",
+            "-j",
+            "NFQUEUE",
+            "--queue-num",
+            &queue,
+            "--queue-bypass",
+        ])?;
+    }
+    Ok(())
+}
+
 /// Removes namespaces and bridges of earlier runs whose process is gone.
 fn remove_leftovers() {
     let list = Command::new("ip").args(["netns", "list"]).output();
@@ -189,52 +216,13 @@ impl Net {
     pub fn delay(&mut self, i: usize, delay: Duration) -> Result<(), String> {
         // The queue is bound before the rules send packets to it, and unbound after they stop.
         let ns = self.nodes[i].0.ns.clone();
-        let queue = QUEUE.to_string();
-        let rules = [("OUTPUT", "-o"), ("INPUT", "-i")];
-        if self.delayers.remove(&i).is_some() {
-            for (chain, dev) in rules {
-                run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &ns,
-                    "iptables",
-                    "-w",
-                    "-D",
-                    chain,
-                    "!",
-                    dev,
-                    "lo",
-                    "-j",
-                    "NFQUEUE",
-                    "--queue-num",
-                    &queue,
-                    "--queue-bypass",
-                ])?;
-            }
+        if self.delayers.contains_key(&i) {
+            queue_rules(&ns, "-D")?;
+            self.delayers.remove(&i);
         }
         if !delay.is_zero() {
             self.delayers.insert(i, Delayer::start(&ns, delay)?);
-            for (chain, dev) in rules {
-                run(&[
-                    "ip",
-                    "netns",
-                    "exec",
-                    &ns,
-                    "iptables",
-                    "-w",
-                    "-A",
-                    chain,
-                    "!",
-                    dev,
-                    "lo",
-                    "-j",
-                    "NFQUEUE",
-                    "--queue-num",
-                    &queue,
-                    "--queue-bypass",
-                ])?;
-            }
+            queue_rules(&ns, "-A")?;
         }
         Ok(())
     }
