@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Backend, Config, KEYS};
 use crate::error::{Error, Result};
+use crate::observe;
 use crate::server;
 use crate::service::Service;
 use crate::store::disk::DiskStore;
@@ -65,17 +66,41 @@ pub async fn serve(config: Config) -> Result<()> {
             }
         }
     });
+    let operator = match config.server.metrics {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await.map_err(|e| {
+                Error::config(format!(
+                    "cannot listen on {addr} for metrics (METRICS_BIND/METRICS_PORT)"
+                ))
+                .with_source(e)
+            })?;
+            let at = listener.local_addr()?;
+            say(&format!("thrudoc metrics and status page on http://{at}/"));
+            tracing::info!(%at, "operator's port: /metrics and the status page");
+            Some(tokio::spawn(observe::http::serve(
+                listener,
+                service.clone(),
+            )))
+        }
+        None => None,
+    };
     // One plain line on stdout, so scripts and tests learn the port when SERVER_PORT = 0.
-    {
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), "thrudoc listening on {local}");
-    }
+    say(&format!("thrudoc listening on {local}"));
     tracing::info!(%local, "listening");
     let served = server::run(listener, service, config.server, shutdown_signal()).await;
     flusher.abort();
+    if let Some(operator) = operator {
+        operator.abort();
+    }
     // Requests are done: the store's connections end politely rather than with the process.
     store.close().await;
     served
+}
+
+/// One plain line on stdout (addresses for scripts and tests; the log goes to stderr).
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 async fn open_store(backend: &Backend) -> Result<Arc<dyn Store>> {

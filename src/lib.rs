@@ -36,6 +36,7 @@
 //! And the programs:
 //!
 //! - [`app`]: start-up of the `thrudoc` binary (config, logging, store, listener, signals).
+//! - [`observe`]: the operator's port: Prometheus metrics and the status page.
 //! - [`client`]: a blocking client over the generated bindings, any transport and protocol.
 //! - [`admin`]: the `thrudoc-admin` tool for the MySQL backend (create-tablename, list,
 //!   status, failover, switchover, verify; the Directory Manager's move, split, merge,
@@ -55,6 +56,7 @@ pub mod error;
 pub mod failure_log;
 pub mod gen;
 pub mod mysql;
+pub mod observe;
 pub mod rules;
 pub mod server;
 pub mod service;

@@ -29,6 +29,7 @@ use crate::codec::{
 };
 use crate::config::ServerConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::Metrics;
 use crate::service::{ClientFailure, Service};
 
 /// How much to read at a time when the message's size is not known yet.
@@ -50,6 +51,7 @@ pub async fn run(
     let conn = Arc::new(ConnectionSettings {
         max_frame_size: config.max_frame_size,
         idle_timeout: config.idle_timeout,
+        metrics: service.metrics().clone(),
     });
     tokio::pin!(shutdown);
     loop {
@@ -76,9 +78,11 @@ pub async fn run(
         let conn = conn.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
+            conn.metrics.connected();
             if let Err(e) = serve_connection(stream, peer, &service, &conn, stop).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            conn.metrics.disconnected();
             drop(permit);
         });
     }
@@ -99,6 +103,7 @@ pub async fn run(
 struct ConnectionSettings {
     max_frame_size: usize,
     idle_timeout: Option<Duration>,
+    metrics: Arc<Metrics>,
 }
 
 /// Why a connection stopped reading.
@@ -162,6 +167,7 @@ async fn serve_connection(
                 drop(data);
                 if answer(incoming, service, transport, protocol, &mut out).await {
                     stream.write_all(&out).await?;
+                    settings.metrics.sent(out.len());
                 }
                 if out.capacity() > KEEP_WRITE_BUFFER {
                     out = Vec::new();
@@ -315,7 +321,10 @@ async fn read_more(
         buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
         match stream.try_read_buf(buf) {
             Ok(0) => return Ok(ReadEnd::Close),
-            Ok(_) => return Ok(ReadEnd::Data),
+            Ok(n) => {
+                settings.metrics.received(n);
+                return Ok(ReadEnd::Data);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }

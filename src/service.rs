@@ -19,6 +19,7 @@ use crate::config::Limits;
 use crate::error::{Error, ErrorKind, Result};
 use crate::failure_log::FailureLog;
 use crate::gen::thrudoc::{ErrorCode, ExceptionType};
+use crate::observe::Metrics;
 use crate::rules::{self, MAX_SEED_SIZE};
 use crate::store::{Entry, KeyRef, Store};
 
@@ -90,6 +91,10 @@ fn element_exception(result: &Result<()>) -> WireException {
     }
 }
 
+/// Every `admin` op: `echo`, `stats` and `status` read; `load_partitions` (MySQL backend)
+/// reloads the directory. `ADMIN_OPS` says which a server answers.
+pub const ADMIN_OPS: &[&str] = &["echo", "stats", "status", "load_partitions"];
+
 /// Per-method call and error counters, for `admin("stats")`.
 #[derive(Default)]
 struct Counters {
@@ -102,6 +107,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     limits: Limits,
     counters: Counters,
+    metrics: Arc<Metrics>,
     failures: FailureLog,
     started: Instant,
 }
@@ -110,6 +116,7 @@ impl Service {
     /// A service over `store` applying `limits`.
     pub fn new(store: Arc<dyn Store>, limits: Limits) -> Self {
         Service {
+            metrics: Arc::new(Metrics::new(store.clone())),
             store,
             limits,
             counters: Counters::default(),
@@ -122,14 +129,38 @@ impl Service {
     /// already mapped by [`client_failure`].
     pub async fn call(&self, call: Call) -> std::result::Result<ReplyBody, ClientFailure> {
         let method = call.method();
-        let index = method_index(method);
+        let index = method.index();
         self.counters.calls[index].fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
         let result = self.dispatch(call).await;
-        result.map_err(|e| {
-            self.counters.errors[index].fetch_add(1, Ordering::Relaxed);
-            self.failures.record(method, &e);
-            client_failure(&e)
-        })
+        let took = started.elapsed();
+        match result {
+            Ok(reply) => {
+                self.metrics.call(method, took, None);
+                Ok(reply)
+            }
+            Err(e) => {
+                self.metrics.call(method, took, Some(e.kind()));
+                self.counters.errors[index].fetch_add(1, Ordering::Relaxed);
+                self.failures.record(method, &e);
+                Err(client_failure(&e))
+            }
+        }
+    }
+
+    /// How long the service has run.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// The server's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The store's view of its cluster, if it has one.
+    pub fn cluster(&self) -> Option<crate::store::view::ClusterView> {
+        self.store.view()
     }
 
     /// Logs the counts of failures that were only counted (see [`FailureLog`]); the server
@@ -362,6 +393,12 @@ impl Service {
     async fn admin(&self, op: &[u8], data: &[u8]) -> Result<Bytes> {
         let op = std::str::from_utf8(op).map_err(|_| Error::invalid("admin op is not UTF-8"))?;
         let data_text = std::str::from_utf8(data).unwrap_or("");
+        if ADMIN_OPS.contains(&op) && !self.limits.admin_ops.iter().any(|o| o == op) {
+            return Err(Error::invalid(format!(
+                "admin op `{op}` is switched off on this server (ADMIN_OPS = {}); nothing was done",
+                self.limits.admin_ops.join(", ")
+            )));
+        }
         match op {
             "echo" => Ok(Bytes::copy_from_slice(data)),
             "stats" => {
@@ -387,8 +424,9 @@ impl Service {
             _ => match self.store.admin(op, data_text).await? {
                 Some(text) => Ok(Bytes::from(text)),
                 None => Err(Error::invalid(format!(
-                    "unknown admin op `{}`; known: echo, stats, status, load_partitions",
-                    op.escape_debug()
+                    "unknown admin op `{}`; known: {}",
+                    op.escape_debug(),
+                    ADMIN_OPS.join(", ")
                 ))),
             },
         }
@@ -398,7 +436,7 @@ impl Service {
     fn stats(&self) -> String {
         let mut out = format!("uptime_secs={}\n", self.started.elapsed().as_secs());
         for method in Method::ALL {
-            let i = method_index(method);
+            let i = method.index();
             let calls = self.counters.calls[i].load(Ordering::Relaxed);
             let errors = self.counters.errors[i].load(Ordering::Relaxed);
             let _ = writeln!(
@@ -429,13 +467,6 @@ impl Service {
         }
         Ok(())
     }
-}
-
-fn method_index(method: Method) -> usize {
-    Method::ALL
-        .iter()
-        .position(|m| *m == method)
-        .unwrap_or_default()
 }
 
 /// A new unique key for putValue: a random (v4) UUID in its hyphenated text form.

@@ -419,6 +419,43 @@ fn directory_changes_are_noticed_without_a_restart() {
     assert!(reply.contains("directory version"), "{reply}");
 }
 
+/// `ADMIN_OPS` without `load_partitions`: a client cannot make the server reload its
+/// directory, and is told why; the reading ops still answer.
+#[test]
+fn admin_ops_left_out_are_refused() {
+    let cluster = cluster();
+    create(cluster, "opsb", 1);
+    let server = thrudoc_in(cluster, "thrudoc", "ADMIN_OPS = stats, status");
+    let mut c = server.client(Transport::Framed, Protocol::Binary);
+    let err = c
+        .admin("load_partitions".into(), String::new())
+        .unwrap_err();
+    let ex = common::thrudoc_exception(err);
+    assert_eq!(common::code_of(&ex), 3, "INVALID_ARGUMENT");
+    let what = ex.what.unwrap_or_default();
+    assert!(
+        what.contains(
+            "admin op `load_partitions` is switched off on this server (ADMIN_OPS = stats, status)"
+        ),
+        "{what}"
+    );
+    assert!(c.admin("echo".into(), "x".into()).is_err());
+    assert!(c
+        .admin("stats".into(), String::new())
+        .unwrap()
+        .contains("directory.version="));
+    assert!(c
+        .admin("status".into(), String::new())
+        .unwrap()
+        .contains("backend=mysql"));
+    let open = thrudoc_in(cluster, "thrudoc", "");
+    let mut c = open.client(Transport::Framed, Protocol::Binary);
+    assert!(c
+        .admin("load_partitions".into(), String::new())
+        .unwrap()
+        .contains("directory version"));
+}
+
 /// The store itself, not through the server: the same conformance suite the embedded store
 /// passes, against real MariaDB.
 #[tokio::test(flavor = "multi_thread")]

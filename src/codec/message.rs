@@ -41,6 +41,11 @@ impl Method {
         Method::GetAfter,
     ];
 
+    /// Its place in [`Method::ALL`], for per-method tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The method's name on the wire.
     pub fn name(self) -> &'static str {
         match self {
@@ -245,4 +250,16 @@ pub enum AppExceptionKind {
     MissingResult = 5,
     InternalError = 6,
     ProtocolError = 7,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Method;
+
+    #[test]
+    fn each_method_indexes_its_place_in_all() {
+        for (i, m) in Method::ALL.iter().enumerate() {
+            assert_eq!(m.index(), i, "{}", m.name());
+        }
+    }
 }

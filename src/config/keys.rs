@@ -46,7 +46,10 @@ keys! {
     MAX_BATCH_SIZE: Some("10000"), n(1, crate::codec::MAX_LIST_ELEMENTS as u64), "most elements in one putList/getList/removeList/putValueList";
     IDLE_TIMEOUT: Some("0"), n(0, 86_400 * 365), "seconds before an idle client connection is closed; 0: never";
     SHUTDOWN_TIMEOUT: Some("10"), n(0, 3600), "seconds to finish requests in flight on SIGINT/SIGTERM";
+    ADMIN_OPS: Some("echo, stats, status, load_partitions"), TEXT, "admin ops this server answers (leave out load_partitions to refuse every change over the network)";
     LOG_LEVEL: Some("info"), TEXT, "error, warn, info, debug or trace (RUST_LOG overrides)";
+    METRICS_BIND: Some("127.0.0.1"), TEXT, "address of the operator's port: /metrics (Prometheus) and / (status page)";
+    METRICS_PORT: None, n(0, 65535), "operator's port; unset: off; 0 picks a free one";
     DISK_DOC_ROOT: Some("thrudoc-data"), TEXT, "directory of the embedded store's files";
     DISK_BUCKETS: Some("data"), TEXT, "comma-separated buckets of the embedded store, created at start";
     DISK_MAX_VALUE_SIZE: Some("1048576"), n(1, 1 << 30), "largest value of the embedded store, bytes (at most MAX_FRAME_SIZE less 64 KiB)";

@@ -140,6 +140,8 @@ pub struct ServerConfig {
     pub max_frame_size: usize,
     pub idle_timeout: Option<Duration>,
     pub shutdown_timeout: Duration,
+    /// The operator's port (`METRICS_BIND`, `METRICS_PORT`); `None`: off.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Limits the service applies to every call.
@@ -147,6 +149,8 @@ pub struct ServerConfig {
 pub struct Limits {
     pub max_scan_count: usize,
     pub max_batch_size: usize,
+    /// The `admin` ops answered (`ADMIN_OPS`); the others are refused.
+    pub admin_ops: Vec<String>,
 }
 
 /// A validated configuration.
@@ -187,6 +191,27 @@ impl Config {
     }
 }
 
+/// `ADMIN_OPS`: a comma-separated list of known ops; empty (given as nothing) allows none.
+fn admin_ops(v: &Values) -> Result<Vec<String>> {
+    let text = v.string(&ADMIN_OPS).unwrap_or_default();
+    let mut ops = Vec::new();
+    for op in text.split(',').map(str::trim).filter(|op| !op.is_empty()) {
+        if !crate::service::ADMIN_OPS.contains(&op) {
+            return Err(v.bad(
+                &ADMIN_OPS,
+                format!(
+                    "`{op}` is not an admin op; known: {}",
+                    crate::service::ADMIN_OPS.join(", ")
+                ),
+            ));
+        }
+        if !ops.iter().any(|o| o == op) {
+            ops.push(op.to_string());
+        }
+    }
+    Ok(ops)
+}
+
 fn validate(v: Values) -> Result<Config> {
     let warnings = v
         .unknown()
@@ -206,10 +231,21 @@ fn validate(v: Values) -> Result<Config> {
         max_frame_size: v.size(&MAX_FRAME_SIZE)?,
         idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
         shutdown_timeout: v.secs(&SHUTDOWN_TIMEOUT)?,
+        metrics: match v.string(&METRICS_PORT) {
+            None => None,
+            Some(_) => {
+                let text = v.required(&METRICS_BIND)?;
+                let ip: IpAddr = text
+                    .parse()
+                    .map_err(|_| v.bad(&METRICS_BIND, format!("`{text}` is not an IP address")))?;
+                Some((ip, v.port(&METRICS_PORT)?).into())
+            }
+        },
     };
     let limits = Limits {
         max_scan_count: v.size(&MAX_SCAN_COUNT)?,
         max_batch_size: v.size(&MAX_BATCH_SIZE)?,
+        admin_ops: admin_ops(&v)?,
     };
     let log_level = v.required(&LOG_LEVEL)?.to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
@@ -398,6 +434,40 @@ mod tests {
             panic!()
         };
         assert_eq!(d.buckets, vec!["a", "b-2", "c_3"]);
+    }
+
+    #[test]
+    fn admin_ops_and_the_metrics_port() {
+        let c = load("", &[]).unwrap();
+        assert_eq!(
+            c.limits.admin_ops,
+            vec!["echo", "stats", "status", "load_partitions"]
+        );
+        assert_eq!(
+            c.server.metrics, None,
+            "the operator's port is off by default"
+        );
+        let c = load(
+            "ADMIN_OPS = stats , status,stats\nMETRICS_PORT = 9300\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.admin_ops, vec!["stats", "status"]);
+        assert_eq!(c.server.metrics, Some("127.0.0.1:9300".parse().unwrap()));
+        let c = load(
+            "ADMIN_OPS =\nMETRICS_BIND = 0.0.0.0\nMETRICS_PORT = 0\n",
+            &[],
+        )
+        .unwrap();
+        assert!(c.limits.admin_ops.is_empty());
+        assert_eq!(c.server.metrics, Some("0.0.0.0:0".parse().unwrap()));
+        let e = load("ADMIN_OPS = stats, reboot\n", &[]).unwrap_err();
+        assert!(
+            e.to_string().contains("ADMIN_OPS (from the config file): `reboot` is not an admin op; known: echo, stats, status, load_partitions"),
+            "{e}"
+        );
+        let e = load("METRICS_PORT = 9300\nMETRICS_BIND = localhost\n", &[]).unwrap_err();
+        assert!(e.to_string().contains("METRICS_BIND"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!
 //! - [`disk`]: the embedded store (`BACKEND = disk`), one SQLite file per bucket.
 //! - [`contract`]: the conformance suite every implementation's tests run.
+//! - [`view`]: what a store shows operators of itself (hosts, buckets, state changes).
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use crate::error::Result;
 pub mod contract;
 pub mod disk;
 pub mod mysql;
+pub mod view;
 
 /// One page of a scan.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -103,6 +105,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// The largest value this store accepts, in bytes.
     fn max_value_size(&self) -> usize;
+
+    /// The cluster behind the store, for the metrics and the status page; `None` for a store
+    /// with no hosts of its own (the embedded one).
+    fn view(&self) -> Option<view::ClusterView> {
+        None
+    }
 
     /// Ends the store's connections once requests are done (at shutdown).
     async fn close(&self) {}

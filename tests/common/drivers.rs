@@ -46,7 +46,8 @@ pub struct Bindings {
     dir: tempfile::TempDir,
 }
 
-fn require(tool: &str, probe: &[&str], install: &str) {
+/// Fails, naming the install command, unless `tool probe...` runs and succeeds.
+pub fn require(tool: &str, probe: &[&str], install: &str) {
     let found = Command::new(tool)
         .args(probe)
         .output()

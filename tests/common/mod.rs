@@ -23,6 +23,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct ThrudocServer {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The operator's port (`METRICS_PORT`), when the server has one.
+    pub metrics: Option<SocketAddr>,
     pub dir: tempfile::TempDir,
     stderr: Mutex<mpsc::Receiver<String>>,
     seen: Mutex<Vec<String>>,
@@ -79,9 +81,14 @@ impl ThrudocServer {
         let stderr = child.stderr.take().expect("stderr");
         let (addr_tx, addr_rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // The operator's port is said first, when there is one.
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.strip_prefix("thrudoc metrics and status page on http://") {
+                    metrics = Some(at.trim().trim_end_matches('/').to_string());
+                }
                 if let Some(addr) = line.strip_prefix("thrudoc listening on ") {
-                    let _ = addr_tx.send(addr.trim().to_string());
+                    let _ = addr_tx.send((addr.trim().to_string(), metrics.take()));
                 }
             }
         });
@@ -96,12 +103,16 @@ impl ThrudocServer {
         let mut server = ThrudocServer {
             child: Some(child),
             addr: "0.0.0.0:0".parse().unwrap(),
+            metrics: None,
             dir,
             stderr: Mutex::new(err_rx),
             seen: Mutex::new(Vec::new()),
         };
         match addr_rx.recv_timeout(START_DEADLINE) {
-            Ok(addr) => server.addr = addr.parse().expect("listening address"),
+            Ok((addr, metrics)) => {
+                server.addr = addr.parse().expect("listening address");
+                server.metrics = metrics.map(|m| m.parse().expect("metrics address"));
+            }
             Err(_) => {
                 let status = server
                     .child

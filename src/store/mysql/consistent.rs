@@ -86,6 +86,13 @@ fn behind(why: String) -> Failure {
 }
 
 impl Inner {
+    /// Counts a read of `master`'s partitions served by its sibling, for this server and for
+    /// the host.
+    fn served_by_sibling(&self, master: &HostRoute) {
+        FailoverCounters::count(&self.failover.sibling_reads);
+        FailoverCounters::count(&master.health.sibling_reads);
+    }
+
     /// Decides whether `sibling` may serve a read of a partition of `master` (see the module's
     /// table), waiting on `conn`, a connection to the sibling, when it must. A refusal is
     /// [`ErrorKind::Behind`] and says which position the sibling lacks.
@@ -126,7 +133,7 @@ impl Inner {
             }
         }
         if theirs.applied().covers(&required) {
-            FailoverCounters::count(&counters.sibling_reads);
+            self.served_by_sibling(master);
             return Ok(());
         }
         if let Some(lag) = master.health.replication.lag_of(theirs) {
@@ -147,7 +154,7 @@ impl Inner {
         let who = format!("its sibling {}", sibling.address);
         self.applied_or_refused(sibling, &who, conn, &required)
             .await?;
-        FailoverCounters::count(&counters.sibling_reads);
+        self.served_by_sibling(master);
         Ok(())
     }
 

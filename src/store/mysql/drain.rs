@@ -46,6 +46,7 @@ pub(super) async fn drain_gets(
             }
             continue;
         };
+        inner.coalesced_gets.record(batch.len() as f64);
         let mut params: Vec<Value> = batch.iter().map(|g| bytes(&g.key)).collect();
         pad(&mut params, 1, size_class(batch.len()));
         let stmt = sql::get_many(&part.table_sql, params.len());
@@ -89,6 +90,7 @@ pub(super) async fn drain_puts(
             }
             continue;
         };
+        inner.coalesced_puts.record(batch.len() as f64);
         // Stable: of two puts to one key, the later one still wins.
         batch.sort_by(|a, b| a.key.cmp(&b.key));
         let mut params: Vec<Value> = batch

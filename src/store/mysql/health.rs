@@ -30,10 +30,10 @@
 //! reaches it has had a whole probe cycle to stop reading its partitions from the sibling,
 //! which may not have the new writes yet (docs/DESIGN.md, "Failover"). No operator, no restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
@@ -41,6 +41,10 @@ use tokio::sync::Notify;
 
 use super::replication::{self, Replication, Sample};
 use crate::mysql::{code, deadline, Access, Failure, HostAddr};
+use crate::store::view::{Distribution, StateChange, CHANGES_KEPT};
+
+/// Upper bounds, in seconds, of the time from a host's last answered probe to its DOWN.
+const DETECTION_BOUNDS: &[f64] = &[0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
 
 /// Probe settings (`HEALTH_*` keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +105,46 @@ pub struct HostHealth {
     went_down: Notify,
     /// What its probes read of its GTID positions, and the writes acknowledged on it.
     pub replication: Replication,
+    /// Seconds from the last answered probe to DOWN, per outage.
+    pub detection: Distribution,
+    /// Reads of its partitions served by its sibling, and writes to them refused, because it
+    /// was not UP.
+    pub sibling_reads: AtomicU64,
+    pub writes_refused: AtomicU64,
+    /// Every host's state changes, shared by the registry.
+    changes: Arc<Changes>,
 }
 
 struct Detail {
     since: Instant,
     reason: String,
+    /// When a probe last answered (or the host was first seen).
+    answered: Instant,
+}
+
+/// The last state changes of every host, oldest first.
+#[derive(Default)]
+pub struct Changes(Mutex<VecDeque<StateChange>>);
+
+impl Changes {
+    fn push(&self, host: &HostAddr, to: State, reason: &str) {
+        let mut changes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if changes.len() == CHANGES_KEPT {
+            changes.pop_front();
+        }
+        changes.push_back(StateChange {
+            at: SystemTime::now(),
+            host: host.to_string(),
+            to: to.as_str(),
+            reason: reason.to_string(),
+        });
+    }
+
+    /// The changes kept, oldest first.
+    pub fn list(&self) -> Vec<StateChange> {
+        let changes = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        changes.iter().cloned().collect()
+    }
 }
 
 /// A snapshot of a host's health, for status output.
@@ -119,7 +158,7 @@ pub struct HealthReport {
 }
 
 impl HostHealth {
-    fn new(address: HostAddr) -> Self {
+    fn new(address: HostAddr, changes: Arc<Changes>) -> Self {
         HostHealth {
             address,
             state: AtomicU8::new(State::Up as u8),
@@ -129,7 +168,12 @@ impl HostHealth {
             detail: Mutex::new(Detail {
                 since: Instant::now(),
                 reason: "not probed yet".into(),
+                answered: Instant::now(),
             }),
+            detection: Distribution::new(DETECTION_BOUNDS),
+            sibling_reads: AtomicU64::new(0),
+            writes_refused: AtomicU64::new(0),
+            changes,
             went_down: Notify::new(),
             replication: Replication::default(),
         }
@@ -187,6 +231,7 @@ impl HostHealth {
         match result {
             Ok(()) => {
                 self.failures.store(0, Ordering::Relaxed);
+                self.detail().answered = Instant::now();
                 let n = self.successes.fetch_add(1, Ordering::Relaxed) + 1;
                 match self.state() {
                     State::Down => self.mark_returning(),
@@ -240,6 +285,9 @@ impl HostHealth {
         if self.enter(State::Down, &mut detail) {
             tracing::warn!(host = %self.address, %reason, "host DOWN: reads go to its sibling, writes are refused");
             self.went_down.notify_waiters();
+            self.detection
+                .record(detail.answered.elapsed().as_secs_f64());
+            self.changes.push(&self.address, State::Down, reason);
         }
         detail.reason = reason.to_string();
     }
@@ -249,6 +297,8 @@ impl HostHealth {
         let down_for = detail.since.elapsed();
         if self.enter(State::Returning, &mut detail) {
             detail.reason = "it answers again; writes wait for more probes".into();
+            self.changes
+                .push(&self.address, State::Returning, &detail.reason);
             tracing::info!(host = %self.address, ?down_for, "host RETURNING: it answers again, reads go to it; writes resume after more probes");
         }
     }
@@ -258,6 +308,7 @@ impl HostHealth {
         let returning_for = detail.since.elapsed();
         if self.enter(State::Up, &mut detail) {
             detail.reason = format!("{probes} probes answered in a row");
+            self.changes.push(&self.address, State::Up, &detail.reason);
             tracing::info!(host = %self.address, ?returning_for, "host UP again: writes go to it again");
         }
     }
@@ -271,6 +322,8 @@ const ANSWERING: &str = "probes answer";
 pub struct Health {
     settings: HealthSettings,
     hosts: Mutex<HashMap<HostAddr, Arc<HostHealth>>>,
+    /// Every host's last state changes.
+    pub changes: Arc<Changes>,
     /// Set by [`Health::close`]: the probes end, saying goodbye to their hosts.
     closed: tokio::sync::watch::Sender<bool>,
     probes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -282,6 +335,7 @@ impl Health {
         Arc::new(Health {
             settings,
             hosts: Mutex::new(HashMap::new()),
+            changes: Arc::default(),
             closed: tokio::sync::watch::Sender::new(false),
             probes: Mutex::new(Vec::new()),
         })
@@ -302,7 +356,7 @@ impl Health {
         hosts
             .entry(addr.clone())
             .or_insert_with(|| {
-                let host = Arc::new(HostHealth::new(addr.clone()));
+                let host = Arc::new(HostHealth::new(addr.clone(), self.changes.clone()));
                 let probe = tokio::spawn(probe_loop(
                     Arc::downgrade(self),
                     Arc::downgrade(&host),
@@ -433,7 +487,7 @@ mod tests {
     }
 
     fn host() -> HostHealth {
-        HostHealth::new(HostAddr::new("h", 1).unwrap())
+        HostHealth::new(HostAddr::new("h", 1).unwrap(), Arc::default())
     }
 
     #[test]
@@ -518,7 +572,10 @@ mod tests {
 
     #[tokio::test]
     async fn going_down_wakes_waiting_reads() {
-        let h = Arc::new(HostHealth::new(HostAddr::new("h", 1).unwrap()));
+        let h = Arc::new(HostHealth::new(
+            HostAddr::new("h", 1).unwrap(),
+            Arc::default(),
+        ));
         let waiter = tokio::spawn({
             let h = h.clone();
             async move { h.wait_down().await }

@@ -57,6 +57,7 @@ use self::health::{Health, HealthSettings};
 use self::hosts::{HostSettings, Pools};
 use self::report::{stats_text, status_text};
 use self::watch::{watch_directory, DirectoryHosts};
+use super::view::{ClusterView, Distribution};
 use super::{Entry, KeyRef, ScanPage, Store};
 use crate::config::MysqlConfig;
 use crate::error::{Error, ErrorKind, Result};
@@ -85,7 +86,13 @@ struct Inner {
     refreshed: Mutex<Option<Instant>>,
     /// How reads during outages went.
     failover: FailoverCounters,
+    /// Keys per statement of coalesced gets and puts ([`drain`]).
+    coalesced_gets: Distribution,
+    coalesced_puts: Distribution,
 }
+
+/// Upper bounds of the keys per coalesced statement.
+const COALESCED_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
 /// The MySQL store.
 pub struct MysqlStore {
@@ -123,6 +130,8 @@ impl MysqlStore {
             refreshing: tokio::sync::Mutex::new(()),
             refreshed: Mutex::new(None),
             failover: FailoverCounters::default(),
+            coalesced_gets: Distribution::new(COALESCED_BOUNDS),
+            coalesced_puts: Distribution::new(COALESCED_BOUNDS),
         });
         match inner.reload().await {
             Ok(routing) => inner.serving(&routing).await,
@@ -329,6 +338,10 @@ impl Store for MysqlStore {
 
     fn max_value_size(&self) -> usize {
         self.inner.config.max_value_size
+    }
+
+    fn view(&self) -> Option<ClusterView> {
+        Some(report::cluster_view(&self.inner))
     }
 
     async fn close(&self) {

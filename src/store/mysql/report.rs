@@ -1,11 +1,94 @@
-//! What `admin("status")` and `admin("stats")` say of the MySQL backend: the directory and
-//! this server's view of each host.
+//! What `admin("status")` and `admin("stats")` say of the MySQL backend, and the
+//! [`ClusterView`] of the metrics and the status page: the directory and this server's view of
+//! each host.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use super::consistent::FailoverCounters;
 use super::health::State;
 use super::routing::{HostRoute, Routing};
+use super::Inner;
+use crate::store::view::{BucketView, ClusterView, HostView, PartitionView};
+
+/// The cluster as this server sees it now.
+pub(super) fn cluster_view(inner: &Inner) -> ClusterView {
+    let routing = inner.routing.load();
+    let dir = &routing.directory;
+    let hosts = routing
+        .hosts
+        .iter()
+        .map(|(id, route)| {
+            let r = route.health.report();
+            let health = &route.health;
+            HostView {
+                id: *id,
+                address: route.address.to_string(),
+                sibling: route
+                    .sibling
+                    .and_then(|s| routing.hosts.get(&s))
+                    .map(|s| s.address.to_string()),
+                state: r.state.as_str(),
+                state_secs: r.for_secs,
+                reason: r.reason,
+                transitions: r.transitions,
+                detection: health.detection.view(),
+                sibling_reads: health.sibling_reads.load(Ordering::Relaxed),
+                writes_refused: health.writes_refused.load(Ordering::Relaxed),
+                sibling_lag_secs: sibling_lag(&routing, route).map(|d| d.as_secs_f64()),
+                pool_in_use: route
+                    .pool
+                    .metrics()
+                    .connections_in_use
+                    .load(Ordering::Relaxed),
+                partitions: dir
+                    .buckets
+                    .values()
+                    .flat_map(|b| &b.partitions)
+                    .filter(|p| p.host_id == *id)
+                    .count(),
+            }
+        })
+        .collect();
+    let buckets = dir
+        .buckets
+        .values()
+        .map(|b| BucketView {
+            name: b.name.clone(),
+            hash: b.hash.to_string(),
+            partitions: b
+                .partitions
+                .iter()
+                .map(|p| PartitionView {
+                    id: p.id,
+                    start: p.start,
+                    end: p.end,
+                    host: routing
+                        .hosts
+                        .get(&p.host_id)
+                        .map_or_else(|| format!("host {}", p.host_id), |h| h.address.to_string()),
+                    table: p.datatable.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let failover = &inner.failover;
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    ClusterView {
+        directory_version: dir.version,
+        directory_age_secs: inner.directory_age().as_secs_f64(),
+        lease_lost: inner.lease_lost.load(Ordering::Relaxed),
+        hosts,
+        buckets,
+        changes: inner.health.changes.list(),
+        sibling_reads: get(&failover.sibling_reads),
+        failover_waits: get(&failover.waits),
+        failover_refused: get(&failover.refused),
+        stale_reads: get(&failover.stale_reads),
+        coalesced_gets: inner.coalesced_gets.view(),
+        coalesced_puts: inner.coalesced_puts.view(),
+    }
+}
 
 /// `name=value` lines per host: up (1: takes writes, 0: not), its state (UP, RETURNING, DOWN),
 /// seconds in that state, transitions so far, its sibling's lag behind it in seconds (-1: not

@@ -168,6 +168,10 @@ impl Inner {
         }
         let master = routing.host(part.host_id)?;
         if !master.health.is_up() {
+            master
+                .health
+                .writes_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let report = master.health.report();
             let why = match report.state {
                 State::Returning => "answers again but takes writes only after more probes",

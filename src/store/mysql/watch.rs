@@ -104,15 +104,19 @@ impl Inner {
         }
     }
 
+    /// How long ago the directory was last read or its version confirmed.
+    pub(super) fn directory_age(&self) -> Duration {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
     /// Writes are allowed only while the directory is confirmed: a server cut off from both
     /// directory hosts for longer than the lease cannot know whether a failover moved a
     /// partition elsewhere, and must not become its second writer.
     pub(super) fn check_lease(&self) -> Result<()> {
-        let age = self
-            .confirmed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .elapsed();
+        let age = self.directory_age();
         if age > self.config.directory_lease {
             if !self.lease_lost.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
