@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::config::{Backend, Config, KEYS};
+use crate::config::{Backend, Config, LogFormat, KEYS};
 use crate::error::{Error, Result};
 use crate::observe;
 use crate::server;
@@ -27,7 +27,7 @@ pub fn main(file: &Path, check: bool) -> Result<()> {
         print_check(file, &config);
         return Ok(());
     }
-    init_logging(&config.log_level);
+    init_logging(&config.log_level, config.log_format);
     for warning in &config.warnings {
         tracing::warn!("{}: {warning}", file.display());
     }
@@ -173,13 +173,17 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(level: &str) {
+/// The log on stderr, at `level` (unless `RUST_LOG` says otherwise), as text or JSON lines.
+fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("thrudoc={level},warn")));
-    let _ = tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => log.try_init(),
+        LogFormat::Json => log.json().try_init(),
+    };
 }
 
 fn print_check(file: &Path, config: &Config) {

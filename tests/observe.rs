@@ -2,7 +2,8 @@
 //! Thrudoc over a real MariaDB pair and is asked, through its HTTP API, for the series the
 //! server should export (a host going DOWN after a kill -9 among them); `promtool` checks the
 //! exposition; headless Chromium loads the status page and sees a killed master DOWN, then UP
-//! again after its restart.
+//! again after its restart. With `LOG_FORMAT = json`, every log line is a JSON object and each
+//! state change one of them.
 
 mod common;
 
@@ -164,7 +165,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn new() -> Setup {
+    fn new(extra: &str) -> Setup {
         require_mariadb();
         let cluster = Cluster::start_pairs(1);
         let addrs: Vec<String> = cluster.hosts.iter().map(|h| h.addr()).collect();
@@ -174,7 +175,7 @@ impl Setup {
             &cluster.hosts[0],
             Some(&cluster.hosts[1]),
             "thrudoc",
-            "METRICS_PORT = 0\nHEALTH_PROBE_INTERVAL_MS = 100\nHEALTH_PROBE_TIMEOUT_MS = 300",
+            &format!("METRICS_PORT = 0\nHEALTH_PROBE_INTERVAL_MS = 100\nHEALTH_PROBE_TIMEOUT_MS = 300\n{extra}"),
         );
         assert!(server.metrics.is_some(), "the server said its metrics port");
         Setup {
@@ -199,7 +200,7 @@ impl Setup {
 
 #[test]
 fn prometheus_scrapes_requests_hosts_and_a_master_going_down() {
-    let setup = Setup::new();
+    let setup = Setup::new("");
     let master = setup.cluster.hosts[0].addr();
     let mut c = setup.server.client(Transport::Framed, Protocol::Binary);
     for i in 0..50 {
@@ -334,7 +335,7 @@ fn shows(dom: &str, host: &str, state: &str) -> bool {
 #[test]
 fn chromium_shows_a_killed_master_down_and_then_up() {
     require("chromium", &["--version"], "apt-get install -y chromium");
-    let setup = Setup::new();
+    let setup = Setup::new("");
     let url = format!("http://{}/", setup.metrics());
     let hosts: Vec<String> = setup.cluster.hosts.iter().map(|h| h.addr()).collect();
     let dom = chromium(&["--dump-dom"], &url);
@@ -400,4 +401,62 @@ fn chromium_shows_a_killed_master_down_and_then_up() {
             "the last changes list {state}: {dom}"
         );
     }
+}
+
+#[test]
+fn json_logs_give_each_state_change_one_structured_line() {
+    let setup = Setup::new("LOG_FORMAT = json");
+    let master = setup.cluster.hosts[0].addr();
+    setup.cluster.hosts[0].kill9();
+    common::wait_until(Duration::from_secs(10), "the master DOWN", || {
+        setup
+            .server
+            .stderr_text()
+            .contains("\"event\":\"host_down\"")
+    });
+    setup.cluster.hosts[0].restart();
+    let mut c = setup.server.client(Transport::Framed, Protocol::Binary);
+    let key = setup.key_on(0);
+    common::wait_until(
+        Duration::from_secs(30),
+        "writes to the master again",
+        || c.put("f".into(), key.clone(), b"v".to_vec()).is_ok(),
+    );
+    let text = setup.server.stderr_text();
+    let mut events = Vec::new();
+    for line in text.lines() {
+        let json: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        assert!(
+            json["timestamp"].is_string() && json["level"].is_string(),
+            "{line}"
+        );
+        let fields = &json["fields"];
+        assert!(fields["message"].is_string(), "{line}");
+        if let Some(event) = fields["event"].as_str() {
+            events.push((event.to_string(), fields.clone()));
+        }
+    }
+    let of_master: Vec<&str> = events
+        .iter()
+        .filter(|(_, f)| f["host"].as_str() == Some(master.as_str()))
+        .map(|(e, _)| e.as_str())
+        .collect();
+    assert_eq!(
+        of_master,
+        vec!["host_down", "host_returning", "host_up"],
+        "the master's state changes, each once: {events:?}"
+    );
+    let down = &events.iter().find(|(e, _)| e == "host_down").unwrap().1;
+    assert!(
+        down["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("refused"),
+        "{down}"
+    );
+    assert!(
+        events.iter().any(|(e, _)| e == "directory_version"),
+        "{events:?}"
+    );
 }

@@ -48,6 +48,7 @@ keys! {
     SHUTDOWN_TIMEOUT: Some("10"), n(0, 3600), "seconds to finish requests in flight on SIGINT/SIGTERM";
     ADMIN_OPS: Some("echo, stats, status, load_partitions"), TEXT, "admin ops this server answers (leave out load_partitions to refuse every change over the network)";
     LOG_LEVEL: Some("info"), TEXT, "error, warn, info, debug or trace (RUST_LOG overrides)";
+    LOG_FORMAT: Some("text"), TEXT, "text (one readable line per event) or json (one JSON object per line)";
     METRICS_BIND: Some("127.0.0.1"), TEXT, "address of the operator's port: /metrics (Prometheus) and / (status page)";
     METRICS_PORT: None, n(0, 65535), "operator's port; unset: off; 0 picks a free one";
     DISK_DOC_ROOT: Some("thrudoc-data"), TEXT, "directory of the embedded store's files";

@@ -144,6 +144,15 @@ pub struct ServerConfig {
     pub metrics: Option<std::net::SocketAddr>,
 }
 
+/// How the log is written (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// Limits the service applies to every call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -160,6 +169,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub limits: Limits,
     pub log_level: String,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
     /// Problems that do not stop start-up (unknown keys), for the caller to report.
     pub warnings: Vec<String>,
 }
@@ -247,6 +258,11 @@ fn validate(v: Values) -> Result<Config> {
         max_batch_size: v.size(&MAX_BATCH_SIZE)?,
         admin_ops: admin_ops(&v)?,
     };
+    let log_format = match v.required(&LOG_FORMAT)?.to_ascii_lowercase().as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => return Err(v.bad(&LOG_FORMAT, format!("`{other}` is not one of text, json"))),
+    };
     let log_level = v.required(&LOG_LEVEL)?.to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
         return Err(v.bad(
@@ -268,6 +284,7 @@ fn validate(v: Values) -> Result<Config> {
         server,
         limits,
         log_level,
+        log_format,
         warnings,
     })
 }
@@ -464,6 +481,17 @@ mod tests {
         let e = load("ADMIN_OPS = stats, reboot\n", &[]).unwrap_err();
         assert!(
             e.to_string().contains("ADMIN_OPS (from the config file): `reboot` is not an admin op; known: echo, stats, status, load_partitions"),
+            "{e}"
+        );
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(
+            load("LOG_FORMAT = JSON\n", &[]).unwrap().log_format,
+            LogFormat::Json
+        );
+        let e = load("LOG_FORMAT = xml\n", &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("LOG_FORMAT (from the config file): `xml` is not one of text, json"),
             "{e}"
         );
         let e = load("METRICS_PORT = 9300\nMETRICS_BIND = localhost\n", &[]).unwrap_err();

@@ -283,7 +283,7 @@ impl HostHealth {
     fn mark_down(&self, reason: &str) {
         let mut detail = self.detail();
         if self.enter(State::Down, &mut detail) {
-            tracing::warn!(host = %self.address, %reason, "host DOWN: reads go to its sibling, writes are refused");
+            tracing::warn!(event = "host_down", host = %self.address, %reason, "host DOWN: reads go to its sibling, writes are refused");
             self.went_down.notify_waiters();
             self.detection
                 .record(detail.answered.elapsed().as_secs_f64());
@@ -299,7 +299,7 @@ impl HostHealth {
             detail.reason = "it answers again; writes wait for more probes".into();
             self.changes
                 .push(&self.address, State::Returning, &detail.reason);
-            tracing::info!(host = %self.address, ?down_for, "host RETURNING: it answers again, reads go to it; writes resume after more probes");
+            tracing::info!(event = "host_returning", host = %self.address, down_secs = down_for.as_secs_f64(), "host RETURNING: it answers again, reads go to it; writes resume after more probes");
         }
     }
 
@@ -309,7 +309,7 @@ impl HostHealth {
         if self.enter(State::Up, &mut detail) {
             detail.reason = format!("{probes} probes answered in a row");
             self.changes.push(&self.address, State::Up, &detail.reason);
-            tracing::info!(host = %self.address, ?returning_for, "host UP again: writes go to it again");
+            tracing::info!(event = "host_up", host = %self.address, returning_secs = returning_for.as_secs_f64(), "host UP again: writes go to it again");
         }
     }
 }

@@ -138,6 +138,7 @@ impl MysqlStore {
             // Neither directory host answers: come up anyway (a service under a supervisor
             // should not flap), answer UNAVAILABLE, and keep trying.
             Err(e) if e.kind() == ErrorKind::Unavailable => tracing::warn!(
+                event = "directory_waiting",
                 error = %e,
                 "waiting for the directory: every call is UNAVAILABLE until it answers; \
                  retrying with backoff"

@@ -84,7 +84,10 @@ impl Inner {
     pub(super) fn confirm(&self) {
         *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         if self.lease_lost.swap(false, Ordering::AcqRel) {
-            tracing::info!("directory lease regained: writes are taken again");
+            tracing::info!(
+                event = "lease_regained",
+                "directory lease regained: writes are taken again"
+            );
         }
     }
 
@@ -120,6 +123,7 @@ impl Inner {
         if age > self.config.directory_lease {
             if !self.lease_lost.swap(true, Ordering::AcqRel) {
                 tracing::warn!(
+                    event = "lease_lost",
                     age_secs = age.as_secs_f64(),
                     "directory lease lost: writes are refused until the directory answers"
                 );
@@ -177,6 +181,7 @@ impl Inner {
             })
             .collect();
         tracing::info!(
+            event = "directory_version",
             from,
             old_version = current.directory.version,
             new_version = directory.version,
@@ -262,11 +267,11 @@ pub(super) async fn watch_directory(inner: Weak<Inner>) {
         };
         match (result, healthy) {
             (Ok(()), false) => {
-                tracing::info!("directory reachable again");
+                tracing::info!(event = "directory_reachable", "directory reachable again");
                 healthy = true;
             }
             (Err(e), true) => {
-                tracing::warn!(error = %e, "cannot check the directory; serving the last one loaded");
+                tracing::warn!(event = "directory_unreachable", error = %e, "cannot check the directory; serving the last one loaded");
                 healthy = false;
             }
             _ => {}
