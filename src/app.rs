@@ -15,6 +15,7 @@ use crate::service::Service;
 use crate::store::disk::DiskStore;
 use crate::store::mysql::MysqlStore;
 use crate::store::Store;
+use crate::tls::Tls;
 
 /// How often the counts of repeated failures are logged (see [`crate::failure_log`]).
 const FAILURE_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
@@ -24,6 +25,10 @@ const FAILURE_LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(5)
 pub fn main(file: &Path, check: bool) -> Result<()> {
     let config = Config::load(file)?;
     if check {
+        // The TLS files are part of the configuration: a check reads them too.
+        if let Some(tls) = &config.server.tls {
+            Tls::load(tls)?;
+        }
         print_check(file, &config);
         return Ok(());
     }
@@ -42,6 +47,15 @@ pub fn main(file: &Path, check: bool) -> Result<()> {
 
 /// Opens the store, binds the port and serves until a shutdown signal.
 pub async fn serve(config: Config) -> Result<()> {
+    // The certificate is read before anything starts, so a bad file stops start-up at once.
+    let tls = config.server.tls.as_ref().map(Tls::load).transpose()?;
+    if let Some(tls) = &tls {
+        tracing::info!(
+            required = tls.required,
+            mutual = tls.mutual,
+            "TLS on the Thrift port"
+        );
+    }
     let store = open_store(&config.backend).await?;
     let service = Arc::new(Service::new(store.clone(), config.limits.clone()));
     let addr = (config.server.bind, config.server.port);
@@ -87,7 +101,7 @@ pub async fn serve(config: Config) -> Result<()> {
     // One plain line on stdout, so scripts and tests learn the port when SERVER_PORT = 0.
     say(&format!("thrudoc listening on {local}"));
     tracing::info!(%local, "listening");
-    let served = server::run(listener, service, config.server, shutdown_signal()).await;
+    let served = server::run(listener, service, config.server, tls, shutdown_signal()).await;
     flusher.abort();
     if let Some(operator) = operator {
         operator.abort();

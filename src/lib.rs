@@ -10,7 +10,8 @@
 //! A request comes in at the top and goes down; each module knows only those below it.
 //!
 //! - [`server`]: accepts TCP connections, one tokio task per connection; detects transport and
-//!   protocol, enforces connection and frame limits, drains on shutdown. Owns all socket I/O.
+//!   protocol, enforces connection and frame limits, drains on shutdown. Owns all socket I/O;
+//!   [`tls`] gives it TLS (rustls) on the same port.
 //! - [`service`]: one function per API method. Checks arguments, calls the store, and maps
 //!   every [`Error`] to what the client sees, in one place ([`service::client_failure`]);
 //!   [`failure_log`] logs failed calls in proportion (one line per kind and partition per
@@ -61,5 +62,6 @@ pub mod rules;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 pub use error::{Error, ErrorKind, Result};

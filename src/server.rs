@@ -31,6 +31,7 @@ use crate::config::ServerConfig;
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::Metrics;
 use crate::service::{ClientFailure, Service};
+use crate::tls::{self, Tls};
 
 /// How much to read at a time when the message's size is not known yet.
 const READ_CHUNK: usize = 8 * 1024;
@@ -43,6 +44,7 @@ pub async fn run(
     listener: TcpListener,
     service: Arc<Service>,
     config: ServerConfig,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let limit = config.max_connections;
@@ -52,6 +54,7 @@ pub async fn run(
         max_frame_size: config.max_frame_size,
         idle_timeout: config.idle_timeout,
         metrics: service.metrics().clone(),
+        tls,
     });
     tokio::pin!(shutdown);
     loop {
@@ -79,7 +82,7 @@ pub async fn run(
         let stop = stop_rx.clone();
         tokio::spawn(async move {
             conn.metrics.connected();
-            if let Err(e) = serve_connection(stream, peer, &service, &conn, stop).await {
+            if let Err(e) = serve_tcp(stream, peer, &service, &conn, stop).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             conn.metrics.disconnected();
@@ -104,6 +107,104 @@ struct ConnectionSettings {
     max_frame_size: usize,
     idle_timeout: Option<Duration>,
     metrics: Arc<Metrics>,
+    tls: Option<Tls>,
+}
+
+/// How long a client has for its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client connection: plain TCP, or TLS over it.
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Io {
+    async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.write_all(data).await,
+            Io::Tls(s) => {
+                s.write_all(data).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => s.shutdown().await,
+            Io::Tls(s) => s.shutdown().await,
+        }
+    }
+}
+
+/// Decides between TLS and plain Thrift by the first byte, refuses what the server does not
+/// take (with one log line each), and serves the rest.
+async fn serve_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: &Service,
+    settings: &ConnectionSettings,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    // Requests and replies are small and each waits for the other: Nagle would only add delay.
+    stream.set_nodelay(true)?;
+    let Some(first) = first_byte(&stream, settings, &mut stop).await? else {
+        return Ok(());
+    };
+    let io = match (first == tls::HANDSHAKE_RECORD, &settings.tls) {
+        (true, None) => {
+            tracing::info!(%peer, "TLS handshake refused: this server has no certificate \
+                (TLS_CERT_FILE, TLS_KEY_FILE); closing");
+            return Ok(());
+        }
+        (true, Some(tls)) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => Io::Tls(Box::new(stream)),
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, error = %e, mutual = tls.mutual,
+                        "TLS handshake failed; closing");
+                    return Ok(());
+                }
+                Err(_) => {
+                    tracing::info!(%peer, timeout = ?HANDSHAKE_TIMEOUT,
+                        "TLS handshake not finished in time; closing");
+                    return Ok(());
+                }
+            }
+        }
+        (false, Some(tls)) if tls.required => {
+            tracing::info!(%peer, "plaintext connection refused: this server requires TLS \
+                (TLS_REQUIRED or TLS_CLIENT_CA_FILE); closing");
+            return Ok(());
+        }
+        (false, _) => Io::Plain(stream),
+    };
+    serve_connection(io, peer, service, settings, stop).await
+}
+
+/// Waits for a connection's first byte without taking it; `None` when the peer closes first,
+/// the server stops, or the idle timeout passes.
+async fn first_byte(
+    stream: &TcpStream,
+    settings: &ConnectionSettings,
+    stop: &mut watch::Receiver<bool>,
+) -> io::Result<Option<u8>> {
+    let mut byte = [0u8; 1];
+    let peek = async {
+        match settings.idle_timeout {
+            Some(t) => tokio::time::timeout(t, stream.peek(&mut byte)).await.ok(),
+            None => Some(stream.peek(&mut byte).await),
+        }
+    };
+    tokio::select! {
+        peeked = peek => match peeked {
+            Some(Ok(0)) | None => Ok(None),
+            Some(Ok(_)) => Ok(Some(byte[0])),
+            Some(Err(e)) => Err(e),
+        },
+        _ = stop.changed() => Ok(None),
+    }
 }
 
 /// Why a connection stopped reading.
@@ -115,14 +216,12 @@ enum ReadEnd {
 }
 
 async fn serve_connection(
-    mut stream: TcpStream,
+    mut stream: Io,
     peer: SocketAddr,
     service: &Service,
     settings: &ConnectionSettings,
     mut stop: watch::Receiver<bool>,
 ) -> io::Result<()> {
-    // Requests and replies are small and each waits for the other: Nagle would only add delay.
-    stream.set_nodelay(true)?;
     let mut buf = BytesMut::new();
     let mut out = Vec::new();
     let mut kind: Option<(Transport, Protocol)> = None;
@@ -291,12 +390,16 @@ async fn answer(
 /// With an empty buffer (between requests) it waits for readability before reserving memory,
 /// stops when the server is stopping, and applies the idle timeout.
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut Io,
     buf: &mut BytesMut,
     wanted: usize,
     settings: &ConnectionSettings,
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<ReadEnd> {
+    let stream = match stream {
+        Io::Plain(s) => s,
+        Io::Tls(s) => return read_tls(s, buf, wanted, settings, stop).await,
+    };
     loop {
         if buf.is_empty() {
             if *stop.borrow() {
@@ -328,5 +431,41 @@ async fn read_more(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// [`read_more`] for a TLS connection: rustls keeps its own buffers, so the read waits with
+/// memory reserved.
+async fn read_tls(
+    stream: &mut tokio_rustls::server::TlsStream<TcpStream>,
+    buf: &mut BytesMut,
+    wanted: usize,
+    settings: &ConnectionSettings,
+    stop: &mut watch::Receiver<bool>,
+) -> io::Result<ReadEnd> {
+    use tokio::io::AsyncReadExt;
+    if buf.is_empty() && *stop.borrow() {
+        return Ok(ReadEnd::Close);
+    }
+    buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
+    let idle = buf.is_empty();
+    let read = async {
+        match settings.idle_timeout.filter(|_| idle) {
+            Some(t) => tokio::time::timeout(t, stream.read_buf(buf)).await.ok(),
+            None => Some(stream.read_buf(buf).await),
+        }
+    };
+    // Between requests the server's stop ends the wait; within one, the rest is read.
+    let read = tokio::select! {
+        r = read => r,
+        _ = stop.changed(), if idle => return Ok(ReadEnd::Close),
+    };
+    match read {
+        None | Some(Ok(0)) => Ok(ReadEnd::Close),
+        Some(Ok(n)) => {
+            settings.metrics.received(n);
+            Ok(ReadEnd::Data)
+        }
+        Some(Err(e)) => Err(e),
     }
 }

@@ -40,6 +40,10 @@ keys! {
     BACKEND: Some("disk"), TEXT, "storage backend: disk (embedded SQLite) or mysql";
     SERVER_BIND: Some("127.0.0.1"), TEXT, "address to listen on";
     SERVER_PORT: Some("9091"), n(0, 65535), "Thrift port; 0 picks a free one";
+    TLS_CERT_FILE: None, TEXT, "PEM certificate chain: with TLS_KEY_FILE, SERVER_PORT speaks TLS beside plain Thrift";
+    TLS_KEY_FILE: None, TEXT, "PEM private key of TLS_CERT_FILE";
+    TLS_CLIENT_CA_FILE: None, TEXT, "PEM CA certificates: clients must show a certificate one of them signed (mutual TLS); plaintext is refused";
+    TLS_REQUIRED: Some("false"), TEXT, "true: plaintext Thrift connections are refused (needs TLS_CERT_FILE)";
     MAX_CONNECTIONS: Some("16384"), n(1, 1_000_000), "client connections served at once; more are closed";
     MAX_FRAME_SIZE: Some("16777216"), n(1024, 1 << 30), "largest Thrift message accepted, bytes";
     MAX_SCAN_COUNT: Some("10000"), n(1, 1_000_000), "largest `count` a scan may ask for";

@@ -142,6 +142,19 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// The operator's port (`METRICS_BIND`, `METRICS_PORT`); `None`: off.
     pub metrics: Option<std::net::SocketAddr>,
+    /// TLS on the Thrift port (`TLS_*`); `None`: plain Thrift only.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS on the Thrift port. The files are read at start-up ([`crate::tls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Mutual TLS: the CAs whose client certificates are accepted.
+    pub client_ca_file: Option<PathBuf>,
+    /// Plaintext connections are refused (`TLS_REQUIRED`, or mutual TLS).
+    pub required: bool,
 }
 
 /// How the log is written (`LOG_FORMAT`).
@@ -202,6 +215,37 @@ impl Config {
     }
 }
 
+/// `TLS_*`: a certificate and its key go together; a client CA or `TLS_REQUIRED` needs them.
+fn tls_config(v: &Values) -> Result<Option<TlsConfig>> {
+    let required = match v.required(&TLS_REQUIRED)?.to_ascii_lowercase().as_str() {
+        "true" => true,
+        "false" => false,
+        other => return Err(v.bad(&TLS_REQUIRED, format!("`{other}` is not true or false"))),
+    };
+    let cert = v.string(&TLS_CERT_FILE).map(PathBuf::from);
+    let key = v.string(&TLS_KEY_FILE).map(PathBuf::from);
+    let client_ca = v.string(&TLS_CLIENT_CA_FILE).map(PathBuf::from);
+    match (cert, key) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(TlsConfig {
+            cert_file,
+            key_file,
+            required: required || client_ca.is_some(),
+            client_ca_file: client_ca,
+        })),
+        (Some(_), None) => Err(v.bad(&TLS_KEY_FILE, "is required with TLS_CERT_FILE")),
+        (None, Some(_)) => Err(v.bad(&TLS_CERT_FILE, "is required with TLS_KEY_FILE")),
+        (None, None) if client_ca.is_some() => Err(v.bad(
+            &TLS_CLIENT_CA_FILE,
+            "needs TLS_CERT_FILE and TLS_KEY_FILE (the server's own certificate)",
+        )),
+        (None, None) if required => Err(v.bad(
+            &TLS_REQUIRED,
+            "is true, but TLS_CERT_FILE and TLS_KEY_FILE are not set",
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 /// `ADMIN_OPS`: a comma-separated list of known ops; empty (given as nothing) allows none.
 fn admin_ops(v: &Values) -> Result<Vec<String>> {
     let text = v.string(&ADMIN_OPS).unwrap_or_default();
@@ -242,6 +286,7 @@ fn validate(v: Values) -> Result<Config> {
         max_frame_size: v.size(&MAX_FRAME_SIZE)?,
         idle_timeout: (idle > 0).then(|| Duration::from_secs(idle)),
         shutdown_timeout: v.secs(&SHUTDOWN_TIMEOUT)?,
+        tls: tls_config(&v)?,
         metrics: match v.string(&METRICS_PORT) {
             None => None,
             Some(_) => {

@@ -158,6 +158,12 @@ impl Bindings {
 
     /// Runs the driver with `script` against `addr`.
     pub fn run(&self, addr: SocketAddr, script: &Value) -> Report {
+        self.run_with(addr, script, &[])
+    }
+
+    /// [`Bindings::run`] with more driver arguments (the TLS ones: `--tls-ca FILE`,
+    /// `--tls-cert FILE`, `--tls-key FILE`; Python and Node.js take them).
+    pub fn run_with(&self, addr: SocketAddr, script: &Value, extra: &[String]) -> Report {
         let file = self.dir.path().join("script.json");
         std::fs::write(&file, serde_json::to_vec(script).unwrap()).unwrap();
         let (host, port) = (addr.ip().to_string(), addr.port().to_string());
@@ -211,7 +217,8 @@ impl Bindings {
         };
         command
             .args(["--host", &host, "--port", &port, "--script"])
-            .arg(&file);
+            .arg(&file)
+            .args(extra);
         let ran = run(command, DRIVER_DEADLINE);
         Report {
             what: format!("{:?} driver, {:?} IDL", self.lang, self.source),

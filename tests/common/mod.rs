@@ -246,3 +246,4 @@ pub mod mariadb;
 pub mod mysql;
 pub mod process;
 pub mod proxy;
+pub mod tls;

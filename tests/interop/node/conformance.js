@@ -4,6 +4,10 @@
 // and the npm package thrift (pinned in package.json to the compiler's version).
 //
 //     node tests/interop/node/conformance.js --gen DIR --host H --port P --script FILE
+//         [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+//
+// With --tls-ca the client speaks TLS (createSSLConnection), checking the server's certificate
+// against that CA; --tls-cert and --tls-key present a client certificate (mutual TLS).
 //
 // Prints `ok|FAIL <transport>/<protocol> <check>[: why]` per check and pair, then
 // `N passed, M failed`. Exit status: 0 all passed, 1 a check failed, 2 setup error.
@@ -26,9 +30,10 @@ function parseArgs(argv) {
   const args = {};
   for (let i = 0; i < argv.length; i += 2) {
     const name = argv[i].replace(/^--/, '');
-    if (!['gen', 'host', 'port', 'script'].includes(name) || i + 1 >= argv.length) {
+    if (!['gen', 'host', 'port', 'script', 'tls-ca', 'tls-cert', 'tls-key'].includes(name) ||
+      i + 1 >= argv.length) {
       setupError(`bad argument ${argv[i]}; usage: conformance.js --gen DIR --host H ` +
-        '--port P --script FILE');
+        '--port P --script FILE [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]');
     }
     args[name] = argv[i + 1];
   }
@@ -121,10 +126,16 @@ function describe(err) {
 // connection or an undecodable reply only as an 'error' event: it never rejects the pending
 // call, so each call races against those events.
 class Connection {
-  constructor(lib, host, port, transport, protocol) {
+  constructor(lib, host, port, transport, protocol, tls) {
     this.broken = null;
     this.waiters = new Set();
-    this.conn = lib.thrift.createConnection(host, port, { transport, protocol });
+    if (tls) {
+      // TLS: the server's certificate is checked against the CA; a client certificate is
+      // shown when given (mutual TLS).
+      this.conn = lib.thrift.createSSLConnection(host, port, { transport, protocol, ...tls });
+    } else {
+      this.conn = lib.thrift.createConnection(host, port, { transport, protocol });
+    }
     this.conn.on('error', (e) => this.fail(`connection error: ${e.message || e}`));
     this.conn.on('close', () => this.fail('the server closed the connection'));
     this.client = lib.thrift.createClient(lib.Thrudoc, this.conn);
@@ -404,6 +415,12 @@ class Driver {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  const tls = args['tls-ca'] ? {
+    ca: fs.readFileSync(args['tls-ca']),
+    ...(args['tls-cert'] ? { cert: fs.readFileSync(args['tls-cert']) } : {}),
+    ...(args['tls-key'] ? { key: fs.readFileSync(args['tls-key']) } : {}),
+    rejectUnauthorized: true,
+  } : null;
   const lib = loadLibraryAndBindings(args.gen);
   let script;
   try {
@@ -440,7 +457,7 @@ async function main() {
         expect(transports[run.transport], `unknown transport ${short(run.transport)}`);
         expect(protocols[run.protocol], `unknown protocol ${short(run.protocol)}`);
         conn = new Connection(lib, args.host, Number(args.port),
-          transports[run.transport], protocols[run.protocol]);
+          transports[run.transport], protocols[run.protocol], tls);
         await driver.runCheck(conn, check);
         line = `ok ${pair} ${check.name}`;
         passed++;

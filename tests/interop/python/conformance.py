@@ -4,6 +4,11 @@ tests/interop/README.md) against a server with bindings the Thrift compiler
 generated, and the Apache Thrift Python library's pure-Python protocols.
 
     conformance.py --gen DIR [--module PKG] --host H --port P --script FILE
+                   [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]
+
+With --tls-ca the client speaks TLS (TSSLSocket), verifying the server's
+certificate against that CA; --tls-cert/--tls-key present a client
+certificate (mutual TLS).
 
 Prints `ok|FAIL <transport>/<protocol> <check>[: why]` per check and pair,
 then `N passed, M failed`. Exit status: 0 all passed, 1 a check failed,
@@ -20,7 +25,7 @@ import sys
 
 try:
     from thrift.protocol import TBinaryProtocol, TCompactProtocol
-    from thrift.transport import TSocket, TTransport
+    from thrift.transport import TSocket, TSSLSocket, TTransport
 except ImportError:
     print("conformance.py: the Apache Thrift Python library is missing; "
           "install it with: python3 -m pip install -r %s" % os.path.join(
@@ -55,7 +60,8 @@ def short(value, limit=60):
 
 
 class Driver:
-    def __init__(self, script, host, port):
+    def __init__(self, script, host, port, tls=None):
+        self.tls = tls
         self.bucket = script["bucket"]
         self.new_idl = script["idl"] == "new"
         self.bytes_values = script["values"] == "bytes"
@@ -88,7 +94,14 @@ class Driver:
     # --- connection -----------------------------------------------------
 
     def connect(self, transport, protocol):
-        socket = TSocket.TSocket(self.host, self.port)
+        if self.tls and self.tls.tls_ca:
+            import ssl
+            socket = TSSLSocket.TSSLSocket(
+                self.host, self.port, cert_reqs=ssl.CERT_REQUIRED,
+                ca_certs=self.tls.tls_ca, certfile=self.tls.tls_cert,
+                keyfile=self.tls.tls_key)
+        else:
+            socket = TSocket.TSocket(self.host, self.port)
         socket.setTimeout(TIMEOUT_SECONDS * 1000)
         if transport == "framed":
             trans = TTransport.TFramedTransport(socket)
@@ -309,6 +322,9 @@ def main():
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--script", required=True)
+    parser.add_argument("--tls-ca", help="speak TLS, trusting this CA (PEM)")
+    parser.add_argument("--tls-cert", help="client certificate (PEM)")
+    parser.add_argument("--tls-key", help="client key (PEM)")
     args = parser.parse_args()
     load_bindings(args.gen, args.module)
     try:
@@ -319,7 +335,7 @@ def main():
         sys.exit(2)
     # TSocket logs each failed connection; the FAIL lines say it already.
     logging.getLogger("thrift").setLevel(logging.CRITICAL)
-    driver = Driver(script, args.host, args.port)
+    driver = Driver(script, args.host, args.port, args)
     passed = failed = 0
     for run in script["runs"]:
         pair = "%s/%s" % (run["transport"], run["protocol"])
