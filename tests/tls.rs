@@ -211,3 +211,87 @@ fn bad_tls_settings_stop_the_check_naming_the_key() {
     let (ok, err) = check(&certs.server_conf(true));
     assert!(ok, "{err}");
 }
+
+/// `MYSQL_TLS`: the server's own connections to MariaDB. The hosts get a certificate and the
+/// service account `REQUIRE SSL`, so a connection without TLS is refused by MariaDB itself.
+#[test]
+fn mysql_tls_verify_checks_the_hosts_certificate() {
+    common::mariadb::require_mariadb();
+    let certs = Certs::make();
+    let cluster = common::mariadb::Cluster::start_pairs(1);
+    let addrs: Vec<String> = cluster.hosts.iter().map(|h| h.addr()).collect();
+    common::mysql::create_bucket(&cluster.hosts[0], "thrudoc", &addrs, "t", 1);
+    for h in &cluster.hosts {
+        h.enable_tls(
+            &certs.file("server.pem"),
+            &certs.file("server.key"),
+            &certs.file("ca.pem"),
+        );
+    }
+    cluster.hosts[0].sql("ALTER USER 'thrudoc'@'%' REQUIRE SSL");
+    common::mariadb::wait_replicated(
+        &cluster.hosts[0],
+        &cluster.hosts[1],
+        Duration::from_secs(30),
+    );
+    let server = |tls: &str| {
+        common::mysql::thrudoc_on(&cluster.hosts[0], Some(&cluster.hosts[1]), "thrudoc", tls)
+    };
+
+    // Verified against the CA and the host's address: served.
+    let verified = server(&format!(
+        "MYSQL_TLS = verify\nMYSQL_TLS_CA_FILE = {}",
+        certs.file("ca.pem").display()
+    ));
+    let mut c = verified.client(Transport::Framed, Protocol::Binary);
+    c.put("t".into(), "k".into(), b"over tls".to_vec()).unwrap();
+    assert_eq!(c.get("t".into(), "k".into()).unwrap(), b"over tls");
+    let ssl = cluster.hosts[0]
+        .sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'thrudoc'");
+    assert_ne!(ssl[0][0], "0", "the server holds connections as thrudoc");
+
+    // Encrypted without a check: served.
+    let required = server("MYSQL_TLS = required");
+    let mut c = required.client(Transport::Framed, Protocol::Binary);
+    assert_eq!(c.get("t".into(), "k".into()).unwrap(), b"over tls");
+
+    // A CA that did not sign the host's certificate: the host is not trusted, nothing served.
+    let wrong = server(&format!(
+        "MYSQL_TLS = verify\nMYSQL_TLS_CA_FILE = {}",
+        certs.file("rogue-ca.pem").display()
+    ));
+    let err = wrong
+        .client(Transport::Framed, Protocol::Binary)
+        .get("t".into(), "k".into())
+        .unwrap_err();
+    assert_eq!(common::error_code(err), 6, "UNAVAILABLE");
+    let log = wrong.stderr_text();
+    assert!(
+        log.contains("UnknownIssuer") || log.contains("invalid peer certificate"),
+        "the log says why the host is not trusted:\n{log}"
+    );
+
+    // Without TLS, MariaDB refuses the account: the server stops, saying so.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain.conf");
+    std::fs::write(
+        &file,
+        common::mysql::mysql_conf(
+            &cluster.hosts[0],
+            Some(&cluster.hosts[1]),
+            "thrudoc",
+            "SERVER_PORT = 0",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_thrudoc"))
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Access denied"),
+        "{stderr}"
+    );
+}

@@ -66,6 +66,8 @@ keys! {
     MYSQL_USERNAME: Some("thrudoc"), TEXT, "service account";
     MYSQL_PASSWORD: None, TEXT, "service account password (or MYSQL_PASSWORD_FILE)";
     MYSQL_PASSWORD_FILE: None, TEXT, "file whose first line is the service account password";
+    MYSQL_TLS: Some("off"), TEXT, "TLS to the MySQL hosts: off, required (encrypted, certificate not checked) or verify (checked against MYSQL_TLS_CA_FILE and the host name)";
+    MYSQL_TLS_CA_FILE: None, TEXT, "PEM CA certificates the MySQL hosts' certificates are checked against (MYSQL_TLS = verify)";
     MYSQL_MAX_VALUES_SIZE: Some("1048576"), n(1, 1 << 30), "largest value of the mysql backend, bytes (at most MAX_FRAME_SIZE less 64 KiB)";
     MYSQL_CONNECT_TIMEOUT_MS: Some("1000"), n(10, 600_000), "milliseconds to open a connection to a MySQL host";
     MYSQL_QUERY_TIMEOUT_MS: Some("3000"), n(10, 3_600_000), "milliseconds one statement may take";

@@ -99,6 +99,20 @@ pub struct MysqlConfig {
     pub rise_threshold: u32,
     /// Reads of a partition whose master is down (`FAILOVER_*`).
     pub failover: FailoverConfig,
+    /// TLS to the hosts (`MYSQL_TLS`, `MYSQL_TLS_CA_FILE`).
+    pub tls: MysqlTls,
+}
+
+/// `MYSQL_TLS`: how the server's connections to MySQL hosts are protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MysqlTls {
+    /// Plain TCP.
+    Off,
+    /// TLS, without checking the host's certificate (protects against listening, not against
+    /// a host that pretends).
+    Required,
+    /// TLS, the certificate checked against these CAs and the host's name.
+    Verify { ca_file: PathBuf },
 }
 
 /// `FAILOVER_READS`: what a read may return while its partition's master is down.
@@ -396,6 +410,28 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
             "use letters, digits and _ (at most 64)",
         ));
     }
+    let ca = v.string(&MYSQL_TLS_CA_FILE).map(PathBuf::from);
+    let tls = match v.required(&MYSQL_TLS)?.to_ascii_lowercase().as_str() {
+        "off" => MysqlTls::Off,
+        "required" => MysqlTls::Required,
+        "verify" => {
+            let ca_file =
+                ca.ok_or_else(|| v.bad(&MYSQL_TLS_CA_FILE, "is required with MYSQL_TLS = verify"))?;
+            if let Err(e) = std::fs::metadata(&ca_file) {
+                return Err(v.bad(
+                    &MYSQL_TLS_CA_FILE,
+                    format!("cannot read {}: {e}", ca_file.display()),
+                ));
+            }
+            MysqlTls::Verify { ca_file }
+        }
+        other => {
+            return Err(v.bad(
+                &MYSQL_TLS,
+                format!("`{other}` is not one of off, required, verify"),
+            ))
+        }
+    };
     Ok(MysqlConfig {
         master: HostAddr::new(
             &v.required(&MYSQL_MASTER_HOST)?,
@@ -437,6 +473,7 @@ fn mysql_config(v: &Values, server: &ServerConfig) -> Result<MysqlConfig> {
             read_wait: v.millis(&FAILOVER_READ_WAIT_MS)?,
             max_lag: v.millis(&FAILOVER_MAX_LAG_MS)?,
         },
+        tls,
     })
 }
 
@@ -645,6 +682,21 @@ mod tests {
         let file = dir.path().join("pw");
         std::fs::write(&file, "s3cret\n").unwrap();
         let base = "BACKEND = mysql\nMYSQL_MASTER_HOST = db1\n";
+        let tls = |extra: &str| load(&format!("{base}{extra}"), &[]);
+        let Backend::Mysql(m) = tls("").unwrap().backend else {
+            panic!()
+        };
+        assert_eq!(m.tls, MysqlTls::Off);
+        let e = tls("MYSQL_TLS = verify\n").unwrap_err();
+        assert!(e.to_string().contains("MYSQL_TLS_CA_FILE"), "{e}");
+        let e = tls("MYSQL_TLS = verify\nMYSQL_TLS_CA_FILE = /no/such/ca.pem\n").unwrap_err();
+        assert!(e.to_string().contains("cannot read /no/such/ca.pem"), "{e}");
+        let e = tls("MYSQL_TLS = maybe\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`maybe` is not one of off, required, verify"),
+            "{e}"
+        );
         let c = load(
             &format!("{base}MYSQL_PASSWORD_FILE = {}\n", file.display()),
             &[],

@@ -521,6 +521,22 @@ impl MariaDb {
         end(proc, Some(Duration::from_secs(60)));
     }
 
+    /// Gives the server a TLS certificate and key (PEM, `--ssl-cert`, `--ssl-key`) and the CAs
+    /// of its clients (`--ssl-ca`), and restarts it to take them; later restarts keep them.
+    pub fn enable_tls(&self, cert: &Path, key: &Path, ca: &Path) {
+        {
+            let mut state = self.lock();
+            state.extra_args.retain(|arg| !arg.starts_with("--ssl"));
+            state.extra_args.extend([
+                format!("--ssl-cert={}", cert.display()),
+                format!("--ssl-key={}", key.display()),
+                format!("--ssl-ca={}", ca.display()),
+            ]);
+        }
+        self.kill9();
+        self.restart();
+    }
+
     /// Starts the server again after [`MariaDb::kill9`] or [`MariaDb::shutdown`], on the same
     /// port and data directory, and waits until it is ready. Replication it had resumes (see
     /// [`MariaDb::resume_replication`]): the settings are on the command line and the

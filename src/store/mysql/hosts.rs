@@ -8,9 +8,9 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};
+use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 
-use crate::config::MysqlConfig;
+use crate::config::{MysqlConfig, MysqlTls};
 use crate::error::ErrorKind;
 use crate::mysql::{deadline, Access, Class, Failure, HostAddr};
 
@@ -37,6 +37,21 @@ pub struct HostSettings {
     pool_size: usize,
     pub connect_timeout: Duration,
     pub query_timeout: Duration,
+    /// TLS to every host (`MYSQL_TLS`); `None`: plain TCP.
+    ssl: Option<SslOpts>,
+}
+
+/// The TLS options of `MYSQL_TLS`.
+fn ssl_opts(tls: &MysqlTls) -> Option<SslOpts> {
+    match tls {
+        MysqlTls::Off => None,
+        MysqlTls::Required => Some(SslOpts::default().with_danger_accept_invalid_certs(true)),
+        MysqlTls::Verify { ca_file } => Some(
+            SslOpts::default()
+                .with_root_certs(vec![ca_file.clone().into()])
+                .with_disable_built_in_roots(true),
+        ),
+    }
 }
 
 impl HostSettings {
@@ -49,6 +64,7 @@ impl HostSettings {
             pool_size: config.pool_size,
             connect_timeout: config.connect_timeout,
             query_timeout: config.query_timeout,
+            ssl: ssl_opts(&config.tls),
         }
     }
 
@@ -83,6 +99,7 @@ impl HostSettings {
             .prefer_socket(false)
             .tcp_nodelay(true)
             .stmt_cache_size(STATEMENT_CACHE)
+            .ssl_opts(self.ssl.clone())
             .setup(vec![session_init()])
     }
 
