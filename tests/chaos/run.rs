@@ -584,7 +584,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
     let ok = findings.ok() && double.is_empty() && unequal.is_empty() && crashes == 0;
     report(&history, &findings, &double, &unequal, crashes, ok);
     if let Some(dir) = &args.keep {
-        keep(dir, &history, &world.servers)?;
+        keep(dir, &history, &world.servers, &cluster.hosts, clock)?;
     }
     drop(world);
     Ok(ok)
@@ -901,7 +901,16 @@ fn report(
     );
 }
 
-fn keep(dir: &Path, h: &History, servers: &[Server]) -> Result<(), String> {
+/// Writes the history, each Thrudoc server's log and each mariadbd's error log into `dir`.
+/// The history's last line says when the run's clock started (`clock_zero_unix_micros`), so
+/// that its times can be matched with the logs' wall-clock times.
+fn keep(
+    dir: &Path,
+    h: &History,
+    servers: &[Server],
+    hosts: &[MariaDb],
+    clock: Clock,
+) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(dir.join("history.jsonl")).map_err(|e| format!("{e}"))?,
@@ -926,12 +935,19 @@ fn keep(dir: &Path, h: &History, servers: &[Server]) -> Result<(), String> {
             "hold": h.hold,
             "directory_hosts": h.directory_hosts,
             "directory_tail": h.directory_tail,
-            "end": h.end
+            "end": h.end,
+            "clock_zero_unix_micros": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64)
+                .saturating_sub(clock.now()),
         }),
     )?;
     for s in servers {
         std::fs::write(dir.join(format!("thrudoc-{}.log", s.index)), s.log_text())
             .map_err(|e| format!("{e}"))?;
+    }
+    for (i, host) in hosts.iter().enumerate() {
+        let _ = std::fs::copy(host.error_log(), dir.join(format!("mariadb-{i}.log")));
     }
     println!("chaos: history and logs kept in {}", dir.display());
     Ok(())
