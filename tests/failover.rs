@@ -69,6 +69,14 @@ impl Setup {
         part_of(&self.parts, key).host
     }
 
+    /// The first key whose partition's master is host `i`.
+    fn key_on(&self, i: usize) -> &String {
+        self.keys
+            .iter()
+            .find(|k| self.host_of(k) == i)
+            .expect("a key on every host")
+    }
+
     /// Writes every key once, so reads have something to find.
     fn fill(&self, server: &ThrudocServer) {
         let mut c = server.client(Transport::Framed, Protocol::Compact);
@@ -336,8 +344,8 @@ fn directory_master_down_at_start_up_and_while_running() {
     for key in &setup.keys {
         assert_eq!(c.get("f".into(), key.clone()).unwrap(), b"initial", "{key}");
     }
-    let on_1 = setup.keys.iter().find(|k| setup.host_of(k) == 0).unwrap();
-    let on_2 = setup.keys.iter().find(|k| setup.host_of(k) == 1).unwrap();
+    let on_1 = setup.key_on(0);
+    let on_2 = setup.key_on(1);
     assert_refused_within(Duration::from_secs(2), READ_ONLY, "write to host 1", || {
         c.put("f".into(), on_1.clone(), b"x".to_vec())
     });
@@ -371,8 +379,8 @@ fn both_hosts_of_a_pair_down_give_clear_errors_without_hanging() {
     h[2].kill9();
     h[3].kill9();
     let mut c = server.client(Transport::Unframed, Protocol::Compact);
-    let dead = setup.keys.iter().find(|k| setup.host_of(k) == 2).unwrap();
-    let live = setup.keys.iter().find(|k| setup.host_of(k) == 0).unwrap();
+    let dead = setup.key_on(2);
+    let live = setup.key_on(0);
     // Detection plus one query timeout is the most any call may take.
     let bound = Duration::from_secs(5);
     assert_refused_within(bound, UNAVAILABLE, "read with both hosts down", || {
@@ -450,7 +458,7 @@ fn thrudoc_restart_during_an_outage() {
             }
         }
     }
-    let dead = setup.keys.iter().find(|k| setup.host_of(k) == 2).unwrap();
+    let dead = setup.key_on(2);
     assert_refused_within(
         Duration::from_secs(1),
         READ_ONLY,
@@ -493,7 +501,7 @@ fn python_client_of_the_new_idl_reads_the_failover_codes() {
     setup.fill(&server);
     let bindings = Bindings::generate(Lang::Python, Source::New);
     let h = &setup.cluster.hosts;
-    let dead = setup.keys.iter().find(|k| setup.host_of(k) == 2).unwrap();
+    let dead = setup.key_on(2);
     let run = |name: &str, steps: Vec<serde_json::Value>| {
         let script = conformance::single_run(
             "f",
@@ -584,12 +592,7 @@ fn reads_return_to_a_master_before_any_server_writes_to_it() {
     let (a, b) = (server(20), server(1));
     setup.fill(&b);
     common::mariadb::wait_replicated(h1, h2, Duration::from_secs(30));
-    let key = setup
-        .keys
-        .iter()
-        .find(|k| setup.host_of(k) == 0)
-        .unwrap()
-        .clone();
+    let key = setup.key_on(0).clone();
     h2.sql("STOP SLAVE");
     h1.kill9();
     for s in [&a, &b] {
@@ -696,7 +699,7 @@ fn a_server_started_without_its_directory_waits_and_then_serves() {
         back.elapsed()
     );
     // Host 1 is still dead: its partitions are read at its sibling.
-    let on_1 = setup.keys.iter().find(|k| setup.host_of(k) == 0).unwrap();
+    let on_1 = setup.key_on(0);
     assert_eq!(c.get("f".into(), on_1.clone()).unwrap(), b"initial");
     h1.restart();
     setup.wait_all_writable(&server, Duration::from_secs(30));
@@ -745,12 +748,7 @@ fn refused_writes_are_logged_in_proportion() {
 fn one_slow_start_up_probe_does_not_mark_a_live_master_down() {
     let setup = Setup::direct(2);
     let h = &setup.cluster.hosts;
-    let key = setup
-        .keys
-        .iter()
-        .find(|k| setup.host_of(k) == 2)
-        .unwrap()
-        .clone();
+    let key = setup.key_on(2).clone();
     h[2].stop();
     let server = thrudoc_on(
         &h[0],
@@ -802,12 +800,7 @@ fn a_write_that_timed_out_never_lands_after_a_later_one() {
         "MYSQL_QUERY_TIMEOUT_MS = 400\nHEALTH_PROBE_INTERVAL_MS = 100\n\
          HEALTH_PROBE_TIMEOUT_MS = 200\nHEALTH_RISE_THRESHOLD = 2",
     );
-    let key = setup
-        .keys
-        .iter()
-        .find(|k| setup.host_of(k) == 0)
-        .unwrap()
-        .clone();
+    let key = setup.key_on(0).clone();
     let mut c = server.client(Transport::Framed, Protocol::Binary);
     // Warm connections in the pool: the next write goes out on one at once.
     for i in 0..20 {

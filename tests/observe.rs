@@ -332,6 +332,21 @@ fn shows(dom: &str, host: &str, state: &str) -> bool {
     ))
 }
 
+/// Loads the page until it shows `host` in `state`: the page, and how long it took.
+fn page_until(url: &str, host: &str, state: &str, deadline: Duration) -> (String, Duration) {
+    let start = Instant::now();
+    loop {
+        let dom = chromium(&["--dump-dom"], url);
+        if shows(&dom, host, state) {
+            return (dom, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "{host} not {state} after {deadline:?}:\n{dom}"
+        );
+    }
+}
+
 #[test]
 fn chromium_shows_a_killed_master_down_and_then_up() {
     require("chromium", &["--version"], "apt-get install -y chromium");
@@ -346,24 +361,9 @@ fn chromium_shows_a_killed_master_down_and_then_up() {
     assert!(dom.contains("f (xxhash64)"), "{dom}");
 
     setup.cluster.hosts[0].kill9();
-    let killed = Instant::now();
-    let mut dom = String::new();
-    while killed.elapsed() < Duration::from_secs(20) {
-        dom = chromium(&["--dump-dom"], &url);
-        if shows(&dom, &hosts[0], "DOWN") {
-            break;
-        }
-    }
-    assert!(
-        shows(&dom, &hosts[0], "DOWN"),
-        "{} DOWN in:\n{dom}",
-        hosts[0]
-    );
+    let (dom, took) = page_until(&url, &hosts[0], "DOWN", Duration::from_secs(20));
     assert!(shows(&dom, &hosts[1], "UP"));
-    eprintln!(
-        "OBSERVE the page showed the master DOWN {:?} after the kill",
-        killed.elapsed()
-    );
+    eprintln!("OBSERVE the page showed the master DOWN {took:?} after the kill");
     // The screenshot of the README: a master down.
     let dir = tempfile::tempdir().unwrap();
     let png = dir.path().join("status.png");
@@ -382,18 +382,7 @@ fn chromium_shows_a_killed_master_down_and_then_up() {
     }
 
     setup.cluster.hosts[0].restart();
-    let restarted = Instant::now();
-    while restarted.elapsed() < Duration::from_secs(30) {
-        dom = chromium(&["--dump-dom"], &url);
-        if shows(&dom, &hosts[0], "UP") {
-            break;
-        }
-    }
-    assert!(
-        shows(&dom, &hosts[0], "UP"),
-        "{} UP again in:\n{dom}",
-        hosts[0]
-    );
+    let (dom, _) = page_until(&url, &hosts[0], "UP", Duration::from_secs(30));
     assert!(dom.contains("id=\"changes\""));
     for state in ["DOWN", "RETURNING", "UP"] {
         assert!(

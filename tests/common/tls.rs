@@ -12,6 +12,9 @@ pub struct Certs {
     pub dir: tempfile::TempDir,
 }
 
+/// A new P-256 key for a certificate request.
+const NEW_KEY: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -33,10 +36,10 @@ fn signed(dir: &Path, name: &str, cn: &str, ca: &str, extensions: &str) {
         dir,
         &[
             "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
+            NEW_KEY[0],
+            NEW_KEY[1],
+            NEW_KEY[2],
+            NEW_KEY[3],
             "-nodes",
             "-keyout",
             &format!("{name}.key"),
@@ -75,10 +78,10 @@ fn ca(dir: &Path, name: &str, cn: &str) {
         &[
             "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
+            NEW_KEY[0],
+            NEW_KEY[1],
+            NEW_KEY[2],
+            NEW_KEY[3],
             "-nodes",
             "-keyout",
             &format!("{name}.key"),
