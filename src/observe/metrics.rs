@@ -4,8 +4,10 @@
 //! refused writes, lag, pools, the directory). `/metrics` serves them in the Prometheus text
 //! format (0.0.4), encoded by `prometheus-client`.
 //!
-//! The request path touches only handles made at start-up (one counter and one histogram per
-//! method for successes); a failure looks its outcome up in a family, which is rarer.
+//! The request path touches only handles made at start-up: an atomic counter of successes and
+//! a lock-free latency distribution per method (two atomic adds; `prometheus-client`'s own
+//! histogram takes a mutex per observation, which every connection would share). A failure
+//! looks its outcome up in a family, which is rarer.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -16,13 +18,12 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::codec::Method;
 use crate::error::ErrorKind;
-use crate::store::view::{ClusterView, DistributionView};
+use crate::store::view::{ClusterView, Distribution, DistributionView};
 use crate::store::Store;
 
 /// A call's method and outcome (`ok`, or the error kind: `no_such_key`, `read_only`, ...).
@@ -32,18 +33,19 @@ struct CallLabels {
     outcome: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct MethodLabels {
-    method: &'static str,
-}
+/// Upper bounds of the latency buckets, in seconds: 50 µs doubling to about 3.3 s.
+const LATENCY_BOUNDS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_2, 0.000_4, 0.000_8, 0.001_6, 0.003_2, 0.006_4, 0.012_8, 0.025_6,
+    0.051_2, 0.102_4, 0.204_8, 0.409_6, 0.819_2, 1.638_4, 3.276_8,
+];
 
 /// The metrics of one server.
 pub struct Metrics {
     registry: Registry,
     calls: Family<CallLabels, Counter>,
-    /// `calls{outcome="ok"}` and the latency histogram, by [`Method::index`].
+    /// `calls{outcome="ok"}` and the latency, by [`Method::index`].
     ok: Vec<Counter>,
-    latency: Vec<Histogram>,
+    latency: Arc<Vec<Distribution>>,
     connections_open: Gauge,
     connections: Counter,
     received: Counter,
@@ -76,15 +78,15 @@ impl Metrics {
             "Calls, by method and outcome (ok or the error kind)",
             calls.clone(),
         );
-        let latency = Family::<MethodLabels, Histogram>::new_with_constructor(|| {
-            // 50 µs to about 3.3 s.
-            Histogram::new(exponential_buckets(0.000_05, 2.0, 17))
-        });
-        registry.register(
-            "thrudoc_request_duration_seconds",
-            "Time from a decoded call to its reply, by method",
-            latency.clone(),
+        let latency: Arc<Vec<Distribution>> = Arc::new(
+            Method::ALL
+                .iter()
+                .map(|_| Distribution::new(LATENCY_BOUNDS))
+                .collect(),
         );
+        registry.register_collector(Box::new(LatencyCollector {
+            latency: latency.clone(),
+        }));
         let connections_open = Gauge::default();
         registry.register(
             "thrudoc_connections_open",
@@ -117,14 +119,6 @@ impl Metrics {
                     .clone()
             })
             .collect();
-        let latency = Method::ALL
-            .iter()
-            .map(|m| {
-                latency
-                    .get_or_create(&MethodLabels { method: m.name() })
-                    .clone()
-            })
-            .collect();
         Metrics {
             registry,
             calls,
@@ -140,7 +134,7 @@ impl Metrics {
     /// Counts one call of `method` that took `took` and ended in `failed` (`None`: success).
     pub fn call(&self, method: Method, took: Duration, failed: Option<ErrorKind>) {
         let i = method.index();
-        self.latency[i].observe(took.as_secs_f64());
+        self.latency[i].record(took.as_secs_f64());
         match failed {
             None => {
                 self.ok[i].inc();
@@ -187,6 +181,28 @@ impl Metrics {
             let _ = writeln!(out, "# encoding failed: {e}");
         }
         out
+    }
+}
+
+/// Encodes the request latency at each scrape.
+#[derive(Debug)]
+struct LatencyCollector {
+    latency: Arc<Vec<Distribution>>,
+}
+
+impl Collector for LatencyCollector {
+    fn encode(&self, mut e: DescriptorEncoder) -> std::fmt::Result {
+        let views: Vec<DistributionView> = self.latency.iter().map(Distribution::view).collect();
+        histogram(
+            &mut e,
+            "thrudoc_request_duration_seconds",
+            "Time from a decoded call to its reply, by method",
+            Method::ALL
+                .iter()
+                .zip(&views)
+                .map(|(m, v)| ("method", m.name().to_string(), v))
+                .collect(),
+        )
     }
 }
 

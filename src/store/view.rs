@@ -93,8 +93,8 @@ pub struct Distribution {
     bounds: &'static [f64],
     /// Observations at or below each bound (not cumulative), then above the last.
     counts: Vec<AtomicU64>,
-    /// The sum, in millionths.
-    sum_micros: AtomicU64,
+    /// The sum, in billionths (nanoseconds, for a distribution of seconds).
+    sum_nanos: AtomicU64,
 }
 
 /// A [`Distribution`] read at one moment.
@@ -112,7 +112,7 @@ impl Distribution {
         Distribution {
             bounds,
             counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
         }
     }
 
@@ -120,8 +120,8 @@ impl Distribution {
     pub fn record(&self, value: f64) {
         let i = self.bounds.partition_point(|b| *b < value);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        let micros = (value.max(0.0) * 1e6) as u64;
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        let nanos = (value.max(0.0) * 1e9).round() as u64;
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// The counts so far.
@@ -133,7 +133,7 @@ impl Distribution {
             buckets.push((self.bounds.get(i).copied().unwrap_or(f64::INFINITY), total));
         }
         DistributionView {
-            sum: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            sum: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
             count: total,
             buckets,
         }
