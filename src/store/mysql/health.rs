@@ -259,7 +259,17 @@ impl HostHealth {
                     State::Up => {}
                     // It answered only just now: one failure sends it back.
                     State::Returning => self.mark_down(&format!("a probe failed again: {reason}")),
-                    State::Down => self.detail().reason = reason,
+                    State::Down => {
+                        // A DOWN host's probes keep failing; a new reason is worth one line
+                        // (why a host stays down is what an operator asks next).
+                        let mut detail = self.detail();
+                        if !detail.reason.ends_with(reason.as_str()) {
+                            tracing::info!(event = "host_still_down", host = %self.address,
+                                %reason, down_secs = detail.since.elapsed().as_secs_f64(),
+                                "host still DOWN, for a new reason");
+                            detail.reason = reason;
+                        }
+                    }
                 }
             }
         }
