@@ -14,10 +14,10 @@
 //! leftovers of a run whose process is gone are removed at the start of the next.
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::common::nft;
 use super::delay::{Delayer, QUEUE};
 
 /// One namespace with its address.
@@ -254,29 +254,7 @@ impl Net {
         }
         out.push_str("}\n");
         let script = format!("table inet chaos\ndelete table inet chaos\n{out}");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &node.ns, "nft", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run nft: {e}"))?;
-        child
-            .stdin
-            .take()
-            .ok_or("no stdin")?
-            .write_all(script.as_bytes())
-            .map_err(|e| format!("writing to nft: {e}"))?;
-        let done = child.wait_with_output().map_err(|e| format!("nft: {e}"))?;
-        if done.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "nft in {} failed: {}\n{script}",
-                node.ns,
-                String::from_utf8_lossy(&done.stderr).trim()
-            ))
-        }
+        nft::run(Some(&node.ns), &script)
     }
 }
 

@@ -244,6 +244,7 @@ pub mod drivers;
 pub mod history;
 pub mod mariadb;
 pub mod mysql;
+pub mod nft;
 pub mod process;
 pub mod proxy;
 pub mod tls;
