@@ -183,6 +183,28 @@ async fn serve_tcp(
     serve_connection(io, peer, service, settings, stop).await
 }
 
+/// Awaits `wait` while the connection is idle (between requests): `None` when the server is
+/// stopping or `IDLE_TIMEOUT` passes first.
+async fn while_idle<T>(
+    settings: &ConnectionSettings,
+    stop: &mut watch::Receiver<bool>,
+    wait: impl Future<Output = io::Result<T>>,
+) -> Option<io::Result<T>> {
+    if *stop.borrow() {
+        return None;
+    }
+    let timed = async {
+        match settings.idle_timeout {
+            Some(t) => tokio::time::timeout(t, wait).await.ok(),
+            None => Some(wait.await),
+        }
+    };
+    tokio::select! {
+        r = timed => r,
+        _ = stop.changed() => None,
+    }
+}
+
 /// Waits for a connection's first byte without taking it; `None` when the peer closes first,
 /// the server stops, or the idle timeout passes.
 async fn first_byte(
@@ -191,19 +213,10 @@ async fn first_byte(
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<Option<u8>> {
     let mut byte = [0u8; 1];
-    let peek = async {
-        match settings.idle_timeout {
-            Some(t) => tokio::time::timeout(t, stream.peek(&mut byte)).await.ok(),
-            None => Some(stream.peek(&mut byte).await),
-        }
-    };
-    tokio::select! {
-        peeked = peek => match peeked {
-            Some(Ok(0)) | None => Ok(None),
-            Some(Ok(_)) => Ok(Some(byte[0])),
-            Some(Err(e)) => Err(e),
-        },
-        _ = stop.changed() => Ok(None),
+    match while_idle(settings, stop, stream.peek(&mut byte)).await {
+        None | Some(Ok(0)) => Ok(None),
+        Some(Ok(_)) => Ok(Some(byte[0])),
+        Some(Err(e)) => Err(e),
     }
 }
 
@@ -402,21 +415,9 @@ async fn read_more(
     };
     loop {
         if buf.is_empty() {
-            if *stop.borrow() {
-                return Ok(ReadEnd::Close);
-            }
-            let ready = async {
-                match settings.idle_timeout {
-                    Some(t) => tokio::time::timeout(t, stream.readable()).await.ok(),
-                    None => Some(stream.readable().await),
-                }
-            };
-            tokio::select! {
-                r = ready => match r {
-                    Some(r) => r?,
-                    None => return Ok(ReadEnd::Close),
-                },
-                _ = stop.changed() => return Ok(ReadEnd::Close),
+            match while_idle(settings, stop, stream.readable()).await {
+                Some(ready) => ready?,
+                None => return Ok(ReadEnd::Close),
             }
         } else {
             stream.readable().await?;
@@ -444,21 +445,14 @@ async fn read_tls(
     stop: &mut watch::Receiver<bool>,
 ) -> io::Result<ReadEnd> {
     use tokio::io::AsyncReadExt;
-    if buf.is_empty() && *stop.borrow() {
-        return Ok(ReadEnd::Close);
-    }
-    buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
+    // Between requests the server's stop and the idle timeout end the wait; within one, the
+    // rest is read.
     let idle = buf.is_empty();
-    let read = async {
-        match settings.idle_timeout.filter(|_| idle) {
-            Some(t) => tokio::time::timeout(t, stream.read_buf(buf)).await.ok(),
-            None => Some(stream.read_buf(buf).await),
-        }
-    };
-    // Between requests the server's stop ends the wait; within one, the rest is read.
-    let read = tokio::select! {
-        r = read => r,
-        _ = stop.changed(), if idle => return Ok(ReadEnd::Close),
+    buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
+    let read = if idle {
+        while_idle(settings, stop, stream.read_buf(buf)).await
+    } else {
+        Some(stream.read_buf(buf).await)
     };
     match read {
         None | Some(Ok(0)) => Ok(ReadEnd::Close),
