@@ -1,10 +1,12 @@
 //! Coalescing: concurrent `get`s (and `put`s) of one partition become one multi-row statement.
 //!
 //! The way group commit beats single commits: a request joins its partition's queue; if no
-//! statement of its kind is running for that partition, a drainer task starts and sends what
-//! is queued as one statement, then whatever queued up meanwhile as the next, until the queue
-//! is empty. Under light load every batch holds one request and nothing waits; under heavy
-//! load MariaDB parses, executes and commits once for many requests.
+//! statement of its kind is running for that partition, the request's own task becomes the
+//! drainer: it sends what is queued (its own request with it) as one statement, and hands
+//! whatever queued up meanwhile to a drainer task, which sends it as the next statement, and
+//! so on until the queue is empty. Under light load every batch holds one request, nothing
+//! waits and no other task is woken; under heavy load MariaDB parses, executes and commits
+//! once for many requests.
 //!
 //! No guarantee weakens: a client waits for each reply before it sends its next request, so
 //! its own operations are never in one batch together and stay in order; requests batched
@@ -23,9 +25,11 @@ use crate::error::Result;
 /// Most requests in one coalesced statement.
 pub const MAX_BATCH: usize = 32;
 
-/// Drainers that may run at once per partition: reads can overlap; writes of one partition go
-/// one statement at a time, so they batch up (and take row locks in one order).
-const GET_DRAINERS: usize = 2;
+/// Drainers that may run at once per partition, for each kind: one statement at a time, so
+/// what arrives meanwhile batches up (and writes take row locks in one order). Two get
+/// drainers per partition made smaller batches: with 20 clients on 6 partitions, gets ran 12%
+/// slower at 11% more CPU each than with one (`scripts/ab-bench`, README "Performance").
+const GET_DRAINERS: usize = 1;
 const PUT_DRAINERS: usize = 1;
 
 /// A queued get: the key, and where its value (`None`: no such key) goes.
@@ -91,6 +95,23 @@ impl Queue {
         st.gets.drain(..n).collect()
     }
 
+    /// After a batch: true when gets are left, and the caller's drainer must go on (or hand
+    /// them to a task that does); false when none are, and it is counted out.
+    pub fn gets_left(&self) -> bool {
+        let mut st = self.lock();
+        let left = !st.gets.is_empty();
+        st.get_drainers -= usize::from(!left);
+        left
+    }
+
+    /// [`Queue::gets_left`] for puts.
+    pub fn puts_left(&self) -> bool {
+        let mut st = self.lock();
+        let left = !st.puts.is_empty();
+        st.put_drainers -= usize::from(!left);
+        left
+    }
+
     /// The next batch of puts, as [`Queue::take_gets`], also stopping before its values pass
     /// [`BATCH_BYTES`] (one put is always taken, however large).
     pub fn take_puts(&self) -> Vec<PendingPut> {
@@ -132,28 +153,78 @@ mod tests {
     #[test]
     fn drainers_start_up_to_the_limit_and_stop_only_when_empty() {
         let q = Queue::default();
-        let (g1, _r1) = get("a");
-        let (g2, _r2) = get("b");
-        let (g3, _r3) = get("c");
-        assert!(q.push_get(g1), "the first get starts a drainer");
-        assert!(q.push_get(g2), "a second may run beside it");
-        assert!(!q.push_get(g3), "no more than two");
-        let batch = q.take_gets();
-        assert_eq!(batch.len(), 3, "drainer A takes everything queued");
+        let mut receivers = Vec::new();
+        for i in 0..GET_DRAINERS {
+            let (g, r) = get("a");
+            receivers.push(r);
+            assert!(q.push_get(g), "get {i} starts drainer {i}");
+        }
+        let (g, _r) = get("b");
+        assert!(!q.push_get(g), "no more than GET_DRAINERS");
+        for drainer in 0..GET_DRAINERS {
+            let batch = q.take_gets();
+            if drainer == 0 {
+                assert_eq!(
+                    batch.len(),
+                    GET_DRAINERS + 1,
+                    "one drainer takes all queued"
+                );
+            } else {
+                assert!(batch.is_empty(), "the others find nothing and stop");
+            }
+        }
+        let (g, _r) = get("c");
         assert!(
-            q.take_gets().is_empty(),
-            "drainer B finds nothing and stops"
+            !q.push_get(g),
+            "the one that took the batch is still counted"
         );
-        let (g4, _r4) = get("d");
+        assert_eq!(q.take_gets().len(), 1, "it takes the new one");
+        assert!(q.take_gets().is_empty(), "and stops");
+        let (g, _r) = get("d");
+        assert!(q.push_get(g), "with none running, a new get starts one");
+    }
+
+    #[test]
+    fn a_drainer_that_finds_requests_left_stays_counted() {
+        let q = Queue::default();
+        let mut receivers = Vec::new();
+        for _ in 0..=GET_DRAINERS {
+            let (g, r) = get("a");
+            receivers.push(r);
+            q.push_get(g);
+        }
+        assert_eq!(q.take_gets().len(), GET_DRAINERS + 1);
+        assert!(!q.gets_left(), "none left: the drainer is counted out");
+        let (g, _r) = get("b");
+        assert!(q.push_get(g), "so a new get may start one");
+        let (g, _r) = get("c");
+        assert!(!q.push_get(g), "the limit is reached again");
+        assert!(q.gets_left(), "gets are left: the drainer stays counted");
+        let (g, _r) = get("d");
+        assert!(!q.push_get(g), "and none may start");
+
+        let put = |key: &'static str| {
+            let (reply, rx) = oneshot::channel();
+            let p = PendingPut {
+                key: Bytes::from_static(key.as_bytes()),
+                value: Bytes::new(),
+                reply,
+            };
+            (p, rx)
+        };
+        let (p, _r1) = put("k");
+        assert!(q.push_put(p), "the first put starts the put drainer");
+        assert_eq!(q.take_puts().len(), 1);
+        let (p, _r2) = put("l");
+        assert!(!q.push_put(p), "one put drainer at a time");
+        assert!(q.puts_left(), "a put is left: it stays counted");
+        assert_eq!(q.take_puts().len(), 1);
+        assert!(!q.puts_left(), "none now: counted out");
+        let (p, _r3) = put("m");
         assert!(
-            q.push_get(g4),
-            "with only A counted, a second may start again"
+            q.push_put(p),
+            "with no put drainer counted, a put starts one"
         );
-        assert_eq!(q.take_gets().len(), 1, "A takes it");
-        assert!(q.take_gets().is_empty(), "A stops");
-        assert!(q.take_gets().is_empty(), "the new one stops");
-        let (g5, _r5) = get("e");
-        assert!(q.push_get(g5), "with none running, a new get starts one");
     }
 
     #[test]

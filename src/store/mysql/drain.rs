@@ -1,5 +1,10 @@
-//! The coalescing drainers: the tasks that send a partition's queued gets and puts
+//! The coalescing drainers: what sends a partition's queued gets and puts
 //! ([`coalesce`](super::coalesce)) as multi-row statements until its queue is empty.
+//!
+//! The request that finds no drainer running leads: its own task sends the first batch
+//! ([`lead_gets`], [`lead_puts`]), so under light load a request is served where it arrived,
+//! with no task to spawn or wake. What queued up meanwhile goes to a drainer task
+//! ([`drain_gets`], [`drain_puts`]), which sends batch after batch until the queue is empty.
 //!
 //! A drainer starts with the routing its first request was located in and keeps using it for
 //! as long as it is the current one; only after a directory reload does it look its partition
@@ -12,7 +17,7 @@ use bytes::Bytes;
 use mysql_async::{Params, Value};
 
 use super::batch::{bytes, pad};
-use super::coalesce::Queue;
+use super::coalesce::{PendingGet, PendingPut, Queue};
 use super::routing::Routing;
 use super::sql::{self, padded_rows, size_class};
 use super::Inner;
@@ -27,6 +32,104 @@ fn current(inner: &Inner, routing: &mut Arc<Routing>) {
     }
 }
 
+/// Which of a partition's queues a drainer serves.
+#[derive(Clone, Copy)]
+enum Kind {
+    Gets,
+    Puts,
+}
+
+/// A leading request's promise that its queue is drained: if the request is dropped while
+/// its batch runs (a connection dropped at shutdown), a drainer task takes the queue over, so
+/// no other request waits for a drainer that is gone.
+struct Handoff {
+    inner: Arc<Inner>,
+    routing: Arc<Routing>,
+    queue: Arc<Queue>,
+    id: u64,
+    kind: Kind,
+    armed: bool,
+}
+
+impl Handoff {
+    /// Done with the batch: drains on in a task when requests are left, else counts out.
+    fn finish(mut self) {
+        self.armed = false;
+        let left = match self.kind {
+            Kind::Gets => self.queue.gets_left(),
+            Kind::Puts => self.queue.puts_left(),
+        };
+        if left {
+            self.spawn();
+        }
+    }
+
+    fn spawn(&self) {
+        let (inner, routing, queue) =
+            (self.inner.clone(), self.routing.clone(), self.queue.clone());
+        match self.kind {
+            Kind::Gets => tokio::spawn(drain_gets(inner, routing, queue, self.id)),
+            Kind::Puts => tokio::spawn(drain_puts(inner, routing, queue, self.id)),
+        };
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        if self.armed {
+            self.spawn();
+        }
+    }
+}
+
+/// Sends one batch of partition `id`'s queued gets in the caller's task (the caller's own get
+/// is in it unless more than [`MAX_BATCH`](super::coalesce::MAX_BATCH) older ones wait), then
+/// hands any left to [`drain_gets`]. Called by the request whose push started a drainer.
+pub(super) async fn lead_gets(
+    inner: &Arc<Inner>,
+    routing: Arc<Routing>,
+    queue: &Arc<Queue>,
+    id: u64,
+) {
+    let batch = queue.take_gets();
+    if batch.is_empty() {
+        return;
+    }
+    let mut handoff = Handoff {
+        inner: inner.clone(),
+        routing,
+        queue: queue.clone(),
+        id,
+        kind: Kind::Gets,
+        armed: true,
+    };
+    send_gets(inner, &mut handoff.routing, batch, id).await;
+    handoff.finish();
+}
+
+/// [`lead_gets`] for puts: one batch in the caller's task, the rest to [`drain_puts`].
+pub(super) async fn lead_puts(
+    inner: &Arc<Inner>,
+    routing: Arc<Routing>,
+    queue: &Arc<Queue>,
+    id: u64,
+) {
+    let batch = queue.take_puts();
+    if batch.is_empty() {
+        return;
+    }
+    let mut handoff = Handoff {
+        inner: inner.clone(),
+        routing,
+        queue: queue.clone(),
+        id,
+        kind: Kind::Puts,
+        armed: true,
+    };
+    send_puts(inner, &mut handoff.routing, batch, id).await;
+    handoff.finish();
+}
+
 /// Sends the queued gets of partition `id` as multi-row SELECTs until the queue is empty.
 pub(super) async fn drain_gets(
     inner: Arc<Inner>,
@@ -39,39 +142,11 @@ pub(super) async fn drain_gets(
         if batch.is_empty() {
             return;
         }
-        current(&inner, &mut routing);
-        let Some(part) = routing.partition(id) else {
-            for g in batch {
-                let _ = g.reply.send(Err(partition_gone(id)));
-            }
-            continue;
-        };
-        inner.coalesced_gets.record(batch.len() as f64);
-        let mut params: Vec<Value> = batch.iter().map(|g| bytes(&g.key)).collect();
-        pad(&mut params, 1, size_class(batch.len()));
-        let stmt = sql::get_many(&part.table_sql, params.len());
-        let result = inner
-            .read::<(Vec<u8>, Vec<u8>)>(&routing, part, &stmt, Params::Positional(params), "get")
-            .await;
-        match result {
-            Ok(rows) => {
-                let found = by_key(rows);
-                for g in batch {
-                    let value = found.get(&g.key[..]).cloned();
-                    let _ = g.reply.send(Ok(value));
-                }
-            }
-            Err(e) => {
-                for g in batch {
-                    let _ = g.reply.send(Err(e.clone()));
-                }
-            }
-        }
+        send_gets(&inner, &mut routing, batch, id).await;
     }
 }
 
-/// Sends the queued puts of partition `id` as multi-row upserts, in key order, until the
-/// queue is empty. Each put is acknowledged when its statement has committed.
+/// Sends the queued puts of partition `id` as multi-row upserts until the queue is empty.
 pub(super) async fn drain_puts(
     inner: Arc<Inner>,
     mut routing: Arc<Routing>,
@@ -79,35 +154,73 @@ pub(super) async fn drain_puts(
     id: u64,
 ) {
     loop {
-        let mut batch = queue.take_puts();
+        let batch = queue.take_puts();
         if batch.is_empty() {
             return;
         }
-        current(&inner, &mut routing);
-        let Some(part) = routing.partition(id) else {
-            for p in batch {
-                let _ = p.reply.send(Err(partition_gone(id)));
-            }
-            continue;
-        };
-        inner.coalesced_puts.record(batch.len() as f64);
-        // Stable: of two puts to one key, the later one still wins.
-        batch.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut params: Vec<Value> = batch
-            .iter()
-            .flat_map(|p| [bytes(&p.key), bytes(&p.value)])
-            .collect();
-        let size: usize = batch.iter().map(|p| p.value.len()).sum();
-        let last = batch.last().map_or(0, |p| p.value.len());
-        pad(&mut params, 2, padded_rows(batch.len(), size, last));
-        let stmt = sql::put_many(&part.table_sql, params.len() / 2);
-        let result: Result<()> = inner
-            .write(&routing, part, &stmt, Params::Positional(params), "put")
-            .await
-            .map(|_| ());
-        for p in batch {
-            let _ = p.reply.send(result.clone());
+        send_puts(&inner, &mut routing, batch, id).await;
+    }
+}
+
+/// One multi-row SELECT for `batch`, each get answered with its row (or none).
+async fn send_gets(inner: &Inner, routing: &mut Arc<Routing>, batch: Vec<PendingGet>, id: u64) {
+    current(inner, routing);
+    let Some(part) = routing.partition(id) else {
+        for g in batch {
+            let _ = g.reply.send(Err(partition_gone(id)));
         }
+        return;
+    };
+    inner.coalesced_gets.record(batch.len() as f64);
+    let mut params: Vec<Value> = batch.iter().map(|g| bytes(&g.key)).collect();
+    pad(&mut params, 1, size_class(batch.len()));
+    let stmt = sql::get_many(&part.table_sql, params.len());
+    let result = inner
+        .read::<(Vec<u8>, Vec<u8>)>(routing, part, &stmt, Params::Positional(params), "get")
+        .await;
+    match result {
+        Ok(rows) => {
+            let found = by_key(rows);
+            for g in batch {
+                let value = found.get(&g.key[..]).cloned();
+                let _ = g.reply.send(Ok(value));
+            }
+        }
+        Err(e) => {
+            for g in batch {
+                let _ = g.reply.send(Err(e.clone()));
+            }
+        }
+    }
+}
+
+/// One multi-row upsert for `batch`, in key order; each put is acknowledged when it has
+/// committed.
+async fn send_puts(inner: &Inner, routing: &mut Arc<Routing>, mut batch: Vec<PendingPut>, id: u64) {
+    current(inner, routing);
+    let Some(part) = routing.partition(id) else {
+        for p in batch {
+            let _ = p.reply.send(Err(partition_gone(id)));
+        }
+        return;
+    };
+    inner.coalesced_puts.record(batch.len() as f64);
+    // Stable: of two puts to one key, the later one still wins.
+    batch.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut params: Vec<Value> = batch
+        .iter()
+        .flat_map(|p| [bytes(&p.key), bytes(&p.value)])
+        .collect();
+    let size: usize = batch.iter().map(|p| p.value.len()).sum();
+    let last = batch.last().map_or(0, |p| p.value.len());
+    pad(&mut params, 2, padded_rows(batch.len(), size, last));
+    let stmt = sql::put_many(&part.table_sql, params.len() / 2);
+    let result: Result<()> = inner
+        .write(routing, part, &stmt, Params::Positional(params), "put")
+        .await
+        .map(|_| ());
+    for p in batch {
+        let _ = p.reply.send(result.clone());
     }
 }
 

@@ -52,7 +52,7 @@ use mysql_async::{Params, Value};
 use self::batch::bytes;
 use self::coalesce::{PendingGet, PendingPut};
 use self::consistent::FailoverCounters;
-use self::drain::{drain_gets, drain_puts};
+use self::drain::{lead_gets, lead_puts};
 use self::health::{Health, HealthSettings};
 use self::hosts::{HostSettings, Pools};
 use self::report::{stats_text, status_text};
@@ -183,7 +183,7 @@ impl Store for MysqlStore {
                 reply,
             };
             if queue.push_put(put) {
-                tokio::spawn(drain_puts(self.inner.clone(), routing, queue, id));
+                lead_puts(&self.inner, routing, &queue, id).await;
             }
             done.await
                 .map_err(|_| Error::internal("a coalesced put was dropped unanswered"))?
@@ -201,7 +201,7 @@ impl Store for MysqlStore {
                 key: key.clone(),
                 reply,
             }) {
-                tokio::spawn(drain_gets(self.inner.clone(), routing, queue, id));
+                lead_gets(&self.inner, routing, &queue, id).await;
             }
             done.await
                 .map_err(|_| Error::internal("a coalesced get was dropped unanswered"))??
