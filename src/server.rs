@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
@@ -400,8 +400,7 @@ async fn answer(
 /// Reads at least one byte into `buf`, reserving about `wanted` bytes first.
 ///
 /// With an empty buffer (between requests) it waits for readability before reserving memory,
-/// stops when the server is stopping, and applies the idle timeout. (Readiness may be stale
-/// once: then the read waits with the memory reserved, until the data comes.)
+/// stops when the server is stopping, and applies the idle timeout.
 async fn read_more(
     stream: &mut Io,
     buf: &mut BytesMut,
@@ -413,21 +412,44 @@ async fn read_more(
         Io::Plain(s) => s,
         Io::Tls(s) => return read_tls(s, buf, wanted, settings, stop).await,
     };
-    if buf.is_empty() {
-        match while_idle(settings, stop, stream.readable()).await {
-            Some(ready) => ready?,
-            None => return Ok(ReadEnd::Close),
+    loop {
+        let idle = buf.is_empty();
+        if idle {
+            match while_idle(settings, stop, stream.readable()).await {
+                Some(ready) => ready?,
+                None => return Ok(ReadEnd::Close),
+            }
+        } else {
+            stream.readable().await?;
         }
-    }
-    buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
-    // Through `AsyncRead` rather than `try_read_buf`: a read that does not fill the buffer has
-    // drained the socket, and tokio then forgets the readiness, so the wait for the next
-    // request goes straight to epoll instead of first costing a read that finds nothing.
-    match stream.read_buf(buf).await? {
-        0 => Ok(ReadEnd::Close),
-        n => {
-            settings.metrics.received(n);
-            Ok(ReadEnd::Data)
+        buf.reserve(wanted.clamp(1, settings.max_frame_size.saturating_add(4)));
+        let room = buf.capacity() - buf.len();
+        let mut read = 0;
+        let result = stream.try_io(Interest::READABLE, || {
+            read = stream.try_read_buf(buf)?;
+            // A read that leaves room has drained the socket: saying "would block" makes tokio
+            // forget the readiness, so the wait for the next request goes straight to epoll
+            // instead of first costing a read that finds nothing.
+            if read > 0 && read < room {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match result {
+            Ok(()) if read == 0 => return Ok(ReadEnd::Close),
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Err(e),
+            _ if read > 0 => {
+                settings.metrics.received(read);
+                return Ok(ReadEnd::Data);
+            }
+            // The readiness was stale: nothing to read after all. An idle connection gives
+            // its buffer back before it waits again, so it holds none while it idles.
+            _ => {
+                if idle {
+                    *buf = BytesMut::new();
+                }
+            }
         }
     }
 }

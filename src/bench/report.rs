@@ -92,7 +92,8 @@ pub fn memory(m: &Memory, idle: usize) -> Option<String> {
         parts.push(format!("{} with {idle} idle{each}", mib(w)));
     }
     if let Some(e) = m.at_end {
-        parts.push(format!("{} at the end", mib(e)));
+        // The exact figure too, for scripts comparing two runs' ends (scripts/bench, b3).
+        parts.push(format!("{} at the end (server_rss_end_kib={e})", mib(e)));
     }
     (!parts.is_empty()).then(|| format!("server RSS: {}", parts.join(", ")))
 }
@@ -174,7 +175,7 @@ mod tests {
         };
         assert_eq!(
             memory(&m, 1000).unwrap(),
-            "server RSS: 10.0 MiB before idle connections, 14.9 MiB with 1000 idle (5.0 KiB each), 20.0 MiB at the end"
+            "server RSS: 10.0 MiB before idle connections, 14.9 MiB with 1000 idle (5.0 KiB each), 20.0 MiB at the end (server_rss_end_kib=20480)"
         );
         assert_eq!(memory(&Memory::default(), 0), None);
         let m = Memory {
@@ -183,7 +184,7 @@ mod tests {
         };
         assert_eq!(
             memory(&m, 0).unwrap(),
-            "server RSS: 10.0 MiB at the start, 20.0 MiB at the end"
+            "server RSS: 10.0 MiB at the start, 20.0 MiB at the end (server_rss_end_kib=20480)"
         );
     }
 }
