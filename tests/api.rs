@@ -240,3 +240,34 @@ fn write_tokens_on_the_embedded_store() {
         .unwrap_err();
     assert_eq!(error_code(e), NO_SUCH_KEY);
 }
+
+/// A server asked for more connections than its open-files limit allows says so in one line at
+/// start-up, naming both figures, and serves anyway.
+#[test]
+fn a_connection_limit_above_the_open_files_limit_is_logged_at_start_up() {
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .expect("/proc/self/limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_owned))
+        .expect("the open files line");
+    let max = 1_000_000u64;
+    // JSON lines: fields are `"name":value`, with no colour codes between.
+    let server = ThrudocServer::start(&format!("MAX_CONNECTIONS = {max}\nLOG_FORMAT = json"));
+    let mut client = server.client(Transport::Framed, Protocol::Binary);
+    assert!(client.get_buckets().is_ok(), "it serves anyway");
+    let log = server.stderr_text();
+    match hard.parse::<u64>() {
+        Ok(hard) if hard < max + 1024 => assert!(
+            log.contains("the open-file limit (hard limit) is below MAX_CONNECTIONS")
+                && log.contains(&format!("\"limit\":{hard}"))
+                && log.contains(&format!("\"max_connections\":{max}")),
+            "no start-up line about the limit {hard}: {log}"
+        ),
+        // An unlimited (or very high) hard limit: the server raises its soft limit instead.
+        _ => assert!(
+            log.contains("raised the open-file limit"),
+            "no line about raising the limit: {log}"
+        ),
+    }
+}
