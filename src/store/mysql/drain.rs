@@ -2,7 +2,7 @@
 //! ([`coalesce`](super::coalesce)) as multi-row statements until its queue is empty.
 //!
 //! The request that finds no drainer running leads: its own task sends the first batch
-//! ([`lead_gets`], [`lead_puts`]), so under light load a request is served where it arrived,
+//! ([`lead`]), so under light load a request is served where it arrived,
 //! with no task to spawn or wake. What queued up meanwhile goes to a drainer task
 //! ([`drain_gets`], [`drain_puts`]), which sends batch after batch until the queue is empty.
 //!
@@ -34,7 +34,7 @@ fn current(inner: &Inner, routing: &mut Arc<Routing>) {
 
 /// Which of a partition's queues a drainer serves.
 #[derive(Clone, Copy)]
-enum Kind {
+pub(super) enum Kind {
     Gets,
     Puts,
 }
@@ -82,52 +82,45 @@ impl Drop for Handoff {
     }
 }
 
-/// Sends one batch of partition `id`'s queued gets in the caller's task (the caller's own get
-/// is in it unless more than [`MAX_BATCH`](super::coalesce::MAX_BATCH) older ones wait), then
-/// hands any left to [`drain_gets`]. Called by the request whose push started a drainer.
-pub(super) async fn lead_gets(
+/// Sends one batch of partition `id`'s queued gets or puts in the caller's task (the caller's
+/// own request is in it unless more than [`MAX_BATCH`](super::coalesce::MAX_BATCH) older ones
+/// wait), then hands any left to a drainer task. Called by the request whose push started a
+/// drainer.
+pub(super) async fn lead(
     inner: &Arc<Inner>,
     routing: Arc<Routing>,
     queue: &Arc<Queue>,
     id: u64,
+    kind: Kind,
 ) {
-    let batch = queue.take_gets();
-    if batch.is_empty() {
-        return;
-    }
     let mut handoff = Handoff {
         inner: inner.clone(),
         routing,
         queue: queue.clone(),
         id,
-        kind: Kind::Gets,
-        armed: true,
+        kind,
+        armed: false,
     };
-    send_gets(inner, &mut handoff.routing, batch, id).await;
-    handoff.finish();
-}
-
-/// [`lead_gets`] for puts: one batch in the caller's task, the rest to [`drain_puts`].
-pub(super) async fn lead_puts(
-    inner: &Arc<Inner>,
-    routing: Arc<Routing>,
-    queue: &Arc<Queue>,
-    id: u64,
-) {
-    let batch = queue.take_puts();
-    if batch.is_empty() {
-        return;
+    // An empty take has counted the drainer out already: nothing to hand off.
+    match kind {
+        Kind::Gets => {
+            let batch = queue.take_gets();
+            handoff.armed = !batch.is_empty();
+            if handoff.armed {
+                send_gets(inner, &mut handoff.routing, batch, id).await;
+            }
+        }
+        Kind::Puts => {
+            let batch = queue.take_puts();
+            handoff.armed = !batch.is_empty();
+            if handoff.armed {
+                send_puts(inner, &mut handoff.routing, batch, id).await;
+            }
+        }
     }
-    let mut handoff = Handoff {
-        inner: inner.clone(),
-        routing,
-        queue: queue.clone(),
-        id,
-        kind: Kind::Puts,
-        armed: true,
-    };
-    send_puts(inner, &mut handoff.routing, batch, id).await;
-    handoff.finish();
+    if handoff.armed {
+        handoff.finish();
+    }
 }
 
 /// Sends the queued gets of partition `id` as multi-row SELECTs until the queue is empty.

@@ -52,7 +52,7 @@ use mysql_async::{Params, Value};
 use self::batch::bytes;
 use self::coalesce::{PendingGet, PendingPut};
 use self::consistent::FailoverCounters;
-use self::drain::{lead_gets, lead_puts};
+use self::drain::{lead, Kind};
 use self::health::{Health, HealthSettings};
 use self::hosts::{HostSettings, Pools};
 use self::report::{stats_text, status_text};
@@ -183,7 +183,7 @@ impl Store for MysqlStore {
                 reply,
             };
             if queue.push_put(put) {
-                lead_puts(&self.inner, routing, &queue, id).await;
+                lead(&self.inner, routing, &queue, id, Kind::Puts).await;
             }
             done.await
                 .map_err(|_| Error::internal("a coalesced put was dropped unanswered"))?
@@ -201,7 +201,7 @@ impl Store for MysqlStore {
                 key: key.clone(),
                 reply,
             }) {
-                lead_gets(&self.inner, routing, &queue, id).await;
+                lead(&self.inner, routing, &queue, id, Kind::Gets).await;
             }
             done.await
                 .map_err(|_| Error::internal("a coalesced get was dropped unanswered"))??
