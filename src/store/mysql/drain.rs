@@ -19,7 +19,7 @@ use mysql_async::{Params, Value};
 use super::batch::{bytes, pad};
 use super::coalesce::{PendingGet, PendingPut, Queue};
 use super::routing::Routing;
-use super::sql::{self, padded_rows, size_class};
+use super::sql::{padded_rows, size_class};
 use super::Inner;
 use crate::error::{Error, ErrorKind, Result};
 
@@ -167,7 +167,7 @@ async fn send_gets(inner: &Inner, routing: &mut Arc<Routing>, batch: Vec<Pending
     inner.coalesced_gets.record(batch.len() as f64);
     let mut params: Vec<Value> = batch.iter().map(|g| bytes(&g.key)).collect();
     pad(&mut params, 1, size_class(batch.len()));
-    let stmt = sql::get_many(&part.table_sql, params.len());
+    let stmt = part.sql.get_many(params.len());
     let result = inner
         .read::<(Vec<u8>, Vec<u8>)>(routing, part, &stmt, Params::Positional(params), "get")
         .await;
@@ -207,7 +207,7 @@ async fn send_puts(inner: &Inner, routing: &mut Arc<Routing>, mut batch: Vec<Pen
     let size: usize = batch.iter().map(|p| p.value.len()).sum();
     let last = batch.last().map_or(0, |p| p.value.len());
     pad(&mut params, 2, padded_rows(batch.len(), size, last));
-    let stmt = sql::put_many(&part.table_sql, params.len() / 2);
+    let stmt = part.sql.put_many(params.len() / 2);
     let result: Result<()> = inner
         .write(routing, part, &stmt, Params::Positional(params), "put")
         .await

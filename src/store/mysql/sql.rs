@@ -2,11 +2,14 @@
 //! by [`crate::rules::is_sql_name`]); keys, values and limits are always bound parameters.
 //!
 //! The single-row statements of each partition are formatted once per directory load
-//! ([`Statements`]); the multi-row ones of batches and coalescing are formatted for each
-//! statement sent, since their row counts vary (padding to size classes keeps the number of
-//! distinct texts, and so of prepared statements, small).
+//! ([`Statements`]), and so are the multi-row ones that coalescing sends, on first use of each
+//! size class. Those of client batches are formatted for each statement sent, since their row
+//! counts vary more (padding to size classes keeps the number of distinct texts, and so of
+//! prepared statements, small).
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 /// Most rows in one multi-row statement of a batch.
 pub const BATCH_ROWS: usize = 1000;
@@ -41,9 +44,19 @@ pub fn padded_rows(rows: usize, bytes: usize, last: usize) -> usize {
     }
 }
 
-/// The single-row statements of one partition's table, built once per directory load.
+/// Size classes whose coalesced statements are kept once formatted: those up to
+/// [`MAX_BATCH`](super::coalesce::MAX_BATCH) rows.
+const KEPT_CLASSES: usize = 10;
+
+/// The single-row statements of one partition's table, built once per directory load, and
+/// its coalesced statements, built on first use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statements {
+    /// The table, quoted: `` `db`.`table` ``.
+    table: String,
+    /// [`get_many`] and [`put_many`] texts by size class, formatted on first use.
+    coalesced_gets: [OnceLock<String>; KEPT_CLASSES],
+    coalesced_puts: [OnceLock<String>; KEPT_CLASSES],
     pub get: String,
     pub put: String,
     pub remove: String,
@@ -59,6 +72,9 @@ impl Statements {
     /// The statements of `table` (already quoted: `` `db`.`table` ``).
     pub fn for_table(table: &str) -> Statements {
         Statements {
+            table: table.to_owned(),
+            coalesced_gets: Default::default(),
+            coalesced_puts: Default::default(),
             get: format!("SELECT v FROM {table} WHERE k = ?"),
             put: format!(
                 "INSERT INTO {table} (k, v, modified_at, created_at) VALUES (?, ?, NOW(6), NOW(6)) \
@@ -73,6 +89,32 @@ impl Statements {
             ),
             scan: format!("SELECT k, v FROM {table} WHERE k > ? ORDER BY k LIMIT ?"),
         }
+    }
+}
+
+impl Statements {
+    /// [`get_many`] of this table: kept once formatted when `keys` is a size class of
+    /// coalescing, formatted afresh otherwise.
+    pub fn get_many(&self, keys: usize) -> Cow<'_, str> {
+        kept(&self.coalesced_gets, keys, || get_many(&self.table, keys))
+    }
+
+    /// [`put_many`] of this table, kept as [`Statements::get_many`] is.
+    pub fn put_many(&self, rows: usize) -> Cow<'_, str> {
+        kept(&self.coalesced_puts, rows, || put_many(&self.table, rows))
+    }
+}
+
+/// The text for `rows` rows: from `texts` (formatted there by `format` on first use) when
+/// `rows` is one of the kept size classes, else formatted now.
+fn kept(
+    texts: &[OnceLock<String>; KEPT_CLASSES],
+    rows: usize,
+    format: impl FnOnce() -> String,
+) -> Cow<'_, str> {
+    match SIZE_CLASSES[..KEPT_CLASSES].iter().position(|&c| c == rows) {
+        Some(i) => Cow::Borrowed(texts[i].get_or_init(format).as_str()),
+        None => Cow::Owned(format()),
     }
 }
 
@@ -127,6 +169,30 @@ mod tests {
         assert_eq!(put_many("t", 3).matches('?').count(), 6);
         assert_eq!(get_many("t", 3), "SELECT k, v FROM t WHERE k IN (?, ?, ?)");
         assert_eq!(remove_many("t", 1), "DELETE FROM t WHERE k IN (?)");
+    }
+
+    #[test]
+    fn coalesced_statements_are_kept_once_formatted() {
+        assert!(
+            SIZE_CLASSES[KEPT_CLASSES - 1] >= super::super::coalesce::MAX_BATCH,
+            "every size class of coalescing is kept"
+        );
+        let s = Statements::for_table("t");
+        for rows in 1..=40 {
+            assert_eq!(s.get_many(rows), get_many("t", rows));
+            assert_eq!(s.put_many(rows), put_many("t", rows));
+        }
+        let first = s.get_many(32);
+        assert!(matches!(first, Cow::Borrowed(_)), "32 rows: kept");
+        assert!(
+            std::ptr::eq(first.as_ptr(), s.get_many(32).as_ptr()),
+            "the same text each time"
+        );
+        assert!(matches!(s.put_many(5), Cow::Owned(_)), "not a size class");
+        assert!(
+            matches!(s.get_many(48), Cow::Owned(_)),
+            "above coalescing's"
+        );
     }
 
     #[test]
