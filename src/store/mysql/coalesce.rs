@@ -32,6 +32,13 @@ pub const MAX_BATCH: usize = 32;
 const GET_DRAINERS: usize = 1;
 const PUT_DRAINERS: usize = 1;
 
+/// Which of a partition's queues a drainer serves.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Gets,
+    Puts,
+}
+
 /// A queued get: the key, and where its value (`None`: no such key) goes.
 pub struct PendingGet {
     pub key: Bytes,
@@ -95,21 +102,18 @@ impl Queue {
         st.gets.drain(..n).collect()
     }
 
-    /// After a batch: true when gets are left, and the caller's drainer must go on (or hand
-    /// them to a task that does); false when none are, and it is counted out.
-    pub fn gets_left(&self) -> bool {
+    /// After a batch of `kind`: true when requests of that kind are left, and the caller's
+    /// drainer must go on (or hand them to a task that does); false when none are, and it is
+    /// counted out.
+    pub fn left(&self, kind: Kind) -> bool {
         let mut st = self.lock();
-        let left = !st.gets.is_empty();
-        st.get_drainers -= usize::from(!left);
-        left
-    }
-
-    /// [`Queue::gets_left`] for puts.
-    pub fn puts_left(&self) -> bool {
-        let mut st = self.lock();
-        let left = !st.puts.is_empty();
-        st.put_drainers -= usize::from(!left);
-        left
+        let st = &mut *st;
+        let (empty, drainers) = match kind {
+            Kind::Gets => (st.gets.is_empty(), &mut st.get_drainers),
+            Kind::Puts => (st.puts.is_empty(), &mut st.put_drainers),
+        };
+        *drainers -= usize::from(empty);
+        !empty
     }
 
     /// The next batch of puts, as [`Queue::take_gets`], also stopping before its values pass
@@ -194,12 +198,15 @@ mod tests {
             q.push_get(g);
         }
         assert_eq!(q.take_gets().len(), GET_DRAINERS + 1);
-        assert!(!q.gets_left(), "none left: the drainer is counted out");
+        assert!(!q.left(Kind::Gets), "none left: the drainer is counted out");
         let (g, _r) = get("b");
         assert!(q.push_get(g), "so a new get may start one");
         let (g, _r) = get("c");
         assert!(!q.push_get(g), "the limit is reached again");
-        assert!(q.gets_left(), "gets are left: the drainer stays counted");
+        assert!(
+            q.left(Kind::Gets),
+            "gets are left: the drainer stays counted"
+        );
         let (g, _r) = get("d");
         assert!(!q.push_get(g), "and none may start");
 
@@ -217,9 +224,9 @@ mod tests {
         assert_eq!(q.take_puts().len(), 1);
         let (p, _r2) = put("l");
         assert!(!q.push_put(p), "one put drainer at a time");
-        assert!(q.puts_left(), "a put is left: it stays counted");
+        assert!(q.left(Kind::Puts), "a put is left: it stays counted");
         assert_eq!(q.take_puts().len(), 1);
-        assert!(!q.puts_left(), "none now: counted out");
+        assert!(!q.left(Kind::Puts), "none now: counted out");
         let (p, _r3) = put("m");
         assert!(
             q.push_put(p),

@@ -2,9 +2,9 @@
 //! ([`coalesce`](super::coalesce)) as multi-row statements until its queue is empty.
 //!
 //! The request that finds no drainer running leads: its own task sends the first batch
-//! ([`lead`]), so under light load a request is served where it arrived,
-//! with no task to spawn or wake. What queued up meanwhile goes to a drainer task
-//! ([`drain_gets`], [`drain_puts`]), which sends batch after batch until the queue is empty.
+//! ([`lead`]), so under light load a request is served where it arrived, with no task to
+//! spawn or wake. What queued up meanwhile goes to a drainer task ([`drain`]), which sends
+//! batch after batch until the queue is empty.
 //!
 //! A drainer starts with the routing its first request was located in and keeps using it for
 //! as long as it is the current one; only after a directory reload does it look its partition
@@ -17,7 +17,7 @@ use bytes::Bytes;
 use mysql_async::{Params, Value};
 
 use super::batch::{bytes, pad};
-use super::coalesce::{PendingGet, PendingPut, Queue};
+use super::coalesce::{Kind, PendingGet, PendingPut, Queue};
 use super::routing::Routing;
 use super::sql::{padded_rows, size_class};
 use super::Inner;
@@ -30,13 +30,6 @@ fn current(inner: &Inner, routing: &mut Arc<Routing>) {
     if !Arc::ptr_eq(&now, routing) {
         *routing = now.clone();
     }
-}
-
-/// Which of a partition's queues a drainer serves.
-#[derive(Clone, Copy)]
-pub(super) enum Kind {
-    Gets,
-    Puts,
 }
 
 /// A leading request's promise that its queue is drained: if the request is dropped while
@@ -55,22 +48,19 @@ impl Handoff {
     /// Done with the batch: drains on in a task when requests are left, else counts out.
     fn finish(mut self) {
         self.armed = false;
-        let left = match self.kind {
-            Kind::Gets => self.queue.gets_left(),
-            Kind::Puts => self.queue.puts_left(),
-        };
-        if left {
+        if self.queue.left(self.kind) {
             self.spawn();
         }
     }
 
     fn spawn(&self) {
-        let (inner, routing, queue) =
-            (self.inner.clone(), self.routing.clone(), self.queue.clone());
-        match self.kind {
-            Kind::Gets => tokio::spawn(drain_gets(inner, routing, queue, self.id)),
-            Kind::Puts => tokio::spawn(drain_puts(inner, routing, queue, self.id)),
-        };
+        tokio::spawn(drain(
+            self.inner.clone(),
+            self.routing.clone(),
+            self.queue.clone(),
+            self.id,
+            self.kind,
+        ));
     }
 }
 
@@ -99,59 +89,54 @@ pub(super) async fn lead(
         queue: queue.clone(),
         id,
         kind,
-        armed: false,
+        armed: true,
     };
-    // An empty take has counted the drainer out already: nothing to hand off.
+    if send_next(inner, &mut handoff.routing, queue, id, kind).await {
+        handoff.finish();
+    } else {
+        // An empty take has counted the drainer out already: nothing to hand off.
+        handoff.armed = false;
+    }
+}
+
+/// Sends partition `id`'s queued requests of `kind` as multi-row statements until the queue
+/// is empty.
+async fn drain(
+    inner: Arc<Inner>,
+    mut routing: Arc<Routing>,
+    queue: Arc<Queue>,
+    id: u64,
+    kind: Kind,
+) {
+    while send_next(&inner, &mut routing, &queue, id, kind).await {}
+}
+
+/// Takes the next batch of `kind` and sends it as one statement; false when none was queued
+/// (the drainer is then counted out).
+async fn send_next(
+    inner: &Inner,
+    routing: &mut Arc<Routing>,
+    queue: &Queue,
+    id: u64,
+    kind: Kind,
+) -> bool {
     match kind {
         Kind::Gets => {
             let batch = queue.take_gets();
-            handoff.armed = !batch.is_empty();
-            if handoff.armed {
-                send_gets(inner, &mut handoff.routing, batch, id).await;
+            let any = !batch.is_empty();
+            if any {
+                send_gets(inner, routing, batch, id).await;
             }
+            any
         }
         Kind::Puts => {
             let batch = queue.take_puts();
-            handoff.armed = !batch.is_empty();
-            if handoff.armed {
-                send_puts(inner, &mut handoff.routing, batch, id).await;
+            let any = !batch.is_empty();
+            if any {
+                send_puts(inner, routing, batch, id).await;
             }
+            any
         }
-    }
-    if handoff.armed {
-        handoff.finish();
-    }
-}
-
-/// Sends the queued gets of partition `id` as multi-row SELECTs until the queue is empty.
-pub(super) async fn drain_gets(
-    inner: Arc<Inner>,
-    mut routing: Arc<Routing>,
-    queue: Arc<Queue>,
-    id: u64,
-) {
-    loop {
-        let batch = queue.take_gets();
-        if batch.is_empty() {
-            return;
-        }
-        send_gets(&inner, &mut routing, batch, id).await;
-    }
-}
-
-/// Sends the queued puts of partition `id` as multi-row upserts until the queue is empty.
-pub(super) async fn drain_puts(
-    inner: Arc<Inner>,
-    mut routing: Arc<Routing>,
-    queue: Arc<Queue>,
-    id: u64,
-) {
-    loop {
-        let batch = queue.take_puts();
-        if batch.is_empty() {
-            return;
-        }
-        send_puts(&inner, &mut routing, batch, id).await;
     }
 }
 

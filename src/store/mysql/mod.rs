@@ -50,9 +50,9 @@ use bytes::Bytes;
 use mysql_async::{Params, Value};
 
 use self::batch::bytes;
-use self::coalesce::{PendingGet, PendingPut};
+use self::coalesce::{Kind, PendingGet, PendingPut};
 use self::consistent::FailoverCounters;
-use self::drain::{lead, Kind};
+use self::drain::lead;
 use self::health::{Health, HealthSettings};
 use self::hosts::{HostSettings, Pools};
 use self::report::{stats_text, status_text};
