@@ -12,9 +12,6 @@ pub struct Certs {
     pub dir: tempfile::TempDir,
 }
 
-/// A new P-256 key for a certificate request.
-const NEW_KEY: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -29,26 +26,31 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A P-256 key and a certificate request for `cn`, signed by `ca` with `extensions`.
+/// A new P-256 key `NAME.key` and, for subject `cn`, `out`: a certificate request, or with
+/// `-x509` among `extra` a self-signed certificate.
+fn new_key(dir: &Path, name: &str, cn: &str, out: &str, extra: &[&str]) {
+    let (key, subject) = (format!("{name}.key"), format!("/CN={cn}"));
+    let mut args = vec!["req"];
+    args.extend_from_slice(extra);
+    args.extend([
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        out,
+        "-subj",
+        &subject,
+    ]);
+    openssl(dir, &args);
+}
+
+/// A P-256 key and a certificate for `cn`, signed by `ca` with `extensions`.
 fn signed(dir: &Path, name: &str, cn: &str, ca: &str, extensions: &str) {
-    let subject = format!("/CN={cn}");
-    openssl(
-        dir,
-        &[
-            "req",
-            NEW_KEY[0],
-            NEW_KEY[1],
-            NEW_KEY[2],
-            NEW_KEY[3],
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &subject,
-        ],
-    );
+    new_key(dir, name, cn, &format!("{name}.csr"), &[]);
     std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
     openssl(
         dir,
@@ -72,26 +74,14 @@ fn signed(dir: &Path, name: &str, cn: &str, ca: &str, extensions: &str) {
     );
 }
 
+/// A self-signed CA: `NAME.key` and `NAME.pem`, for subject `cn`.
 fn ca(dir: &Path, name: &str, cn: &str) {
-    openssl(
+    new_key(
         dir,
-        &[
-            "req",
-            "-x509",
-            NEW_KEY[0],
-            NEW_KEY[1],
-            NEW_KEY[2],
-            NEW_KEY[3],
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={cn}"),
-        ],
+        name,
+        cn,
+        &format!("{name}.pem"),
+        &["-x509", "-days", "2"],
     );
 }
 
