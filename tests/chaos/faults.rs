@@ -28,6 +28,20 @@ pub enum Kind {
     FailoverCycle { pair: usize },
 }
 
+/// Every kind's name, as [`Kind::name`] gives it.
+pub const KINDS: [&str; 10] = [
+    "kill9",
+    "sigstop",
+    "both_down",
+    "blackhole",
+    "cut_server_host",
+    "cut_pair",
+    "loss",
+    "delay",
+    "server_kill",
+    "failover_cycle",
+];
+
 impl Kind {
     /// The name in the history and the report.
     pub fn name(&self) -> &'static str {
@@ -137,6 +151,8 @@ pub struct Menu {
     pub servers: usize,
     /// Network namespaces are there: the network faults can be made.
     pub network: bool,
+    /// The kinds allowed, by name; empty: every kind.
+    pub only: Vec<String>,
 }
 
 impl Menu {
@@ -177,11 +193,16 @@ impl Menu {
                 },
             ]);
         }
+        kinds.retain(|k| self.allows(k));
         // Fisher-Yates.
         for i in (1..kinds.len()).rev() {
             kinds.swap(i, rng.below(i + 1));
         }
         kinds
+    }
+
+    fn allows(&self, kind: &Kind) -> bool {
+        self.only.is_empty() || self.only.iter().any(|name| name == kind.name())
     }
 
     /// A fault chosen at random that touches none of `busy_pairs` and none of `busy_servers`,
@@ -198,11 +219,13 @@ impl Menu {
         let free_servers: Vec<usize> = (0..self.servers)
             .filter(|s| !busy_servers.contains(s))
             .collect();
-        for _ in 0..20 {
+        // A run limited to a few kinds rolls more often to find one.
+        let tries = if self.only.is_empty() { 20 } else { 200 };
+        for _ in 0..tries {
             let kinds = if self.network { 14 } else { 6 };
             let roll = rng.below(kinds);
             if roll == 4 {
-                if free_servers.is_empty() {
+                if free_servers.is_empty() || !self.allows(&Kind::ServerKill { server: 0 }) {
                     continue;
                 }
                 return Some(Kind::ServerKill {
@@ -237,6 +260,9 @@ impl Menu {
                 },
                 _ => continue,
             };
+            if !self.allows(&kind) {
+                continue;
+            }
             return Some(kind);
         }
         None

@@ -66,6 +66,10 @@ pub struct Args {
     /// The short form CI runs: 30 faults of about a second each.
     #[arg(long)]
     pub quick: bool,
+    /// Only these kinds of fault, by name (`kill9,loss,server_kill`, ...): to replay a finding
+    /// with the faults that matter. Every kind when not given.
+    #[arg(long, value_delimiter = ',', value_parser = faults::KINDS)]
+    pub kinds: Vec<String>,
     /// Do not use network namespaces even where they can be made (loopback, with proxies for
     /// black holes; the other network faults are left out).
     #[arg(long)]

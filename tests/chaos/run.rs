@@ -434,6 +434,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
         pairs: PAIRS,
         servers: args.servers,
         network: world.net.is_some(),
+        only: args.kinds.clone(),
     };
     let (short, long) = if args.quick {
         (800, 2500)
