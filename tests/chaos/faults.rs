@@ -145,7 +145,7 @@ impl Kind {
 }
 
 /// The kinds a run may choose from.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Menu {
     pub pairs: usize,
     pub servers: usize,
