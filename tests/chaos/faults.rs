@@ -42,6 +42,10 @@ pub const KINDS: [&str; 10] = [
     "failover_cycle",
 ];
 
+/// The kinds that only network namespaces can make (a loopback run makes black holes with its
+/// proxies, and none of these).
+pub const NEEDS_NAMESPACES: [&str; 4] = ["cut_server_host", "cut_pair", "loss", "delay"];
+
 impl Kind {
     /// The name in the history and the report.
     pub fn name(&self) -> &'static str {

@@ -20,7 +20,7 @@ use super::common::mariadb::{
 use super::common::mysql::{create_bucket, mysql_conf, part_of, partitions, Part};
 use super::common::proxy::Proxy;
 use super::common::ThrudocServer;
-use super::faults::{Kind, Menu};
+use super::faults::{Kind, Menu, NEEDS_NAMESPACES};
 use super::history::{Fault, History, Micros, Place as KeyPlace};
 use super::net::Net;
 use super::workload::{Clock, Keys, Recorder, Rng, Shared, Worker, BUCKET};
@@ -299,6 +299,17 @@ pub fn run(args: &Args) -> Result<bool, String> {
             }
         }
     };
+    if net.is_none() {
+        if let Some(kind) = args
+            .kinds
+            .iter()
+            .find(|k| NEEDS_NAMESPACES.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "--kinds asks for {kind}, which needs network namespaces, and this run has none"
+            ));
+        }
+    }
     println!(
         "chaos: seed {seed}; {} faults at most over {:.0} s, {} at once; {} Thrudoc servers, {} \
          clients each; {}",
