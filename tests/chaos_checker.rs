@@ -8,7 +8,7 @@ mod history;
 mod checker;
 
 use checker::{check, Findings, READ_ONLY, UNAVAILABLE};
-use history::{Action, Fault, History, Micros, Op, Outcome, Place, Walk};
+use history::{Action, Fault, History, Micros, Op, Outcome, Place, Stall, Walk};
 
 const INVALID_ARGUMENT: i32 = 3;
 
@@ -649,6 +649,50 @@ fn refusals_have_the_hold_to_stop() {
         "{:?}",
         f.refused_untouched
     );
+}
+
+/// A host that took no new connection (measured by the run) explains refusals on its pair
+/// while it lasts and for a hold after, with no fault anywhere; not on another pair, and not
+/// past the hold.
+#[test]
+fn a_host_that_took_no_new_connection_explains_its_pairs_refusals() {
+    let ops = vec![
+        // Pair 0's host 1 stalls new connections from 100 to 200, the hold is 100.
+        refused(put("a0", "w1", 150, 155), READ_ONLY),
+        refused(append("b0", "x;", 280, 290), UNAVAILABLE),
+        // Past the hold: a violation.
+        refused(put("a0", "w2", 320, 325), READ_ONLY),
+        // Another pair: a violation.
+        refused(put("a1", "w3", 150, 155), READ_ONLY),
+    ];
+    let mut h = history(ops, &[]);
+    h.stalls.push(Stall {
+        host: 1,
+        start: 100,
+        end: 200,
+    });
+    let f = run(&h);
+    assert_eq!(f.refused_untouched.len(), 2, "{:?}", f.refused_untouched);
+    assert!(f.refused_untouched[0].contains("\"w2\""));
+    assert!(f.refused_untouched[1].contains("\"w3\""));
+}
+
+/// A stall is about new connections only: a stale read of its pair during it is still one.
+#[test]
+fn a_host_that_took_no_new_connection_explains_no_stale_read() {
+    let ops = vec![
+        put("c0", "v1", 10, 20),
+        put("c0", "v2", 30, 40),
+        get("c0", Some("v1"), 150, 160),
+    ];
+    let mut h = history(ops, &[("c0", Some("v2"))]);
+    h.stalls.push(Stall {
+        host: 0,
+        start: 100,
+        end: 200,
+    });
+    let f = run(&h);
+    assert_eq!(f.stale_healthy.len(), 1, "{:?}", f.stale_healthy);
 }
 
 /// Server 1 reaches neither directory host for a while (cut from the directory master, then

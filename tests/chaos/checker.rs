@@ -74,8 +74,10 @@
 //!   reached neither directory host (`History::directory_hosts`), so that its write lease ran
 //!   out: faults that together put both out of that server's reach (say a cut from the
 //!   directory master and then a black hole at its sibling), each counted until
-//!   `History::directory_tail` past its end. Other refusals (`INVALID_ARGUMENT`, ...) are the
-//!   workload's business.
+//!   `History::directory_tail` past its end. And it is explained while its master's host took
+//!   no new connection (`History::stalls`, measured by the run itself), and `History::hold`
+//!   after: a server with no connection to the host cannot write to it. Other refusals
+//!   (`INVALID_ARGUMENT`, ...) are the workload's business.
 //! * **Scans**: a walk returning a key twice (`scan_twice`, finished or not). A finished walk
 //!   must return every key that surely existed throughout it: a register key with an
 //!   acknowledged `Put` `P` completed before the walk began, such that every non-refused
@@ -541,6 +543,17 @@ impl Touched {
                     .entry(p)
                     .or_default()
                     .push((fault.start, readmitted));
+            }
+        }
+        // A host that takes no new connection cannot be written to by a server that has none
+        // to it: its pair's refusals are explained for as long, and for a hold after (the
+        // servers find out at their next answered probes).
+        for stall in &h.stalls {
+            for p in of_pair.get(&(stall.host / 2)).into_iter().flatten() {
+                raw_refusals
+                    .entry(*p)
+                    .or_default()
+                    .push((stall.start, stall.end.saturating_add(h.hold)));
             }
         }
         let anywhere = Intervals::merged(raw.values().flatten().copied().collect());

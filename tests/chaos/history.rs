@@ -96,6 +96,18 @@ pub struct Fault {
     pub directory: bool,
 }
 
+/// A time in which a MariaDB host took no new connection, as the run's own watch saw it (a
+/// fresh connection and login every quarter second, from outside every Thrudoc server): from
+/// the start of the first attempt that failed to the start of the next that succeeded.
+/// MariaDB can stall new connections for seconds after a fault has healed while the ones it
+/// has keep answering; a Thrudoc server with no connection to the host then cannot write to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stall {
+    pub host: usize,
+    pub start: Micros,
+    pub end: Micros,
+}
+
 /// Where a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
@@ -111,6 +123,9 @@ pub struct History {
     pub ops: Vec<Op>,
     pub walks: Vec<Walk>,
     pub faults: Vec<Fault>,
+    /// When each host took no new connection.
+    #[serde(default)]
+    pub stalls: Vec<Stall>,
     /// Every key the workload uses.
     pub places: BTreeMap<String, Place>,
     /// Each key's value read from its master after every fault healed (`None`: no such key).

@@ -21,6 +21,7 @@ mod faults;
 mod history;
 mod net;
 mod run;
+mod watch;
 mod workload;
 
 use std::path::PathBuf;

@@ -23,6 +23,7 @@ use super::common::ThrudocServer;
 use super::faults::{Kind, Menu, NEEDS_NAMESPACES};
 use super::history::{Fault, History, Micros, Place as KeyPlace};
 use super::net::Net;
+use super::watch::Watch;
 use super::workload::{Clock, Keys, Recorder, Rng, Shared, Worker, BUCKET};
 use super::Args;
 
@@ -433,6 +434,12 @@ pub fn run(args: &Args) -> Result<bool, String> {
         }
     }
 
+    let watch = Watch::start(
+        cluster.hosts.iter().map(|h| h.addr()).collect(),
+        Duration::from_millis(CONNECT_TIMEOUT_MS),
+        clock,
+    )?;
+
     // The faults.
     let mut world = World {
         cluster: &cluster,
@@ -506,6 +513,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
     for w in workers {
         let _ = w.join();
     }
+    let stalls = watch.finish();
     for s in &mut world.servers {
         s.check_alive();
     }
@@ -575,6 +583,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
         ops: std::mem::take(&mut *recorder.ops.lock().unwrap()),
         walks: std::mem::take(&mut *recorder.walks.lock().unwrap()),
         faults,
+        stalls,
         places,
         finals,
         hold: 2 * (PROBE_INTERVAL_MS + PROBE_TIMEOUT_MS) * 1000,
@@ -880,6 +889,23 @@ fn report(
             behind[behind.len() - 1] as f64 / 1e6
         );
     }
+    // Stalls of new connections that no fault on the host's pair explains: MariaDB's own.
+    let outside: Vec<Micros> = h
+        .stalls
+        .iter()
+        .filter(|s| {
+            !h.faults.iter().any(|f| {
+                (f.all || f.pairs.contains(&(s.host / 2))) && f.start <= s.end && s.start <= f.end
+            })
+        })
+        .map(|s| s.end - s.start)
+        .collect();
+    println!(
+        "\nhosts that took no new connection: {} times, {} of them outside every fault on their pair (longest {:.1} s)",
+        h.stalls.len(),
+        outside.len(),
+        outside.iter().max().copied().unwrap_or(0) as f64 / 1e6
+    );
     let refused = h
         .ops
         .iter()
@@ -938,6 +964,9 @@ fn keep(
     }
     for f in &h.faults {
         write(&mut out, serde_json::json!({ "fault": f }))?;
+    }
+    for s in &h.stalls {
+        write(&mut out, serde_json::json!({ "stall": s }))?;
     }
     write(
         &mut out,
