@@ -107,6 +107,11 @@ fn fault(start: Micros, end: Micros, pairs: &[usize]) -> Fault {
     }
 }
 
+/// Host `host` took no new connection from `start` to `end`.
+fn stall(host: usize, start: Micros, end: Micros) -> Stall {
+    Stall { host, start, end }
+}
+
 fn walk(invoke: Micros, complete: Micros, keys: &[&str], finished: bool) -> Walk {
     Walk {
         client: 9,
@@ -666,11 +671,7 @@ fn a_host_that_took_no_new_connection_explains_its_pairs_refusals() {
         refused(put("a1", "w3", 150, 155), READ_ONLY),
     ];
     let mut h = history(ops, &[]);
-    h.stalls.push(Stall {
-        host: 1,
-        start: 100,
-        end: 200,
-    });
+    h.stalls.push(stall(1, 100, 200));
     let f = run(&h);
     assert_eq!(f.refused_untouched.len(), 2, "{:?}", f.refused_untouched);
     assert!(f.refused_untouched[0].contains("\"w2\""));
@@ -680,17 +681,8 @@ fn a_host_that_took_no_new_connection_explains_its_pairs_refusals() {
 /// A stall is about new connections only: a stale read of its pair during it is still one.
 #[test]
 fn a_host_that_took_no_new_connection_explains_no_stale_read() {
-    let ops = vec![
-        put("c0", "v1", 10, 20),
-        put("c0", "v2", 30, 40),
-        get("c0", Some("v1"), 150, 160),
-    ];
-    let mut h = history(ops, &[("c0", Some("v2"))]);
-    h.stalls.push(Stall {
-        host: 0,
-        start: 100,
-        end: 200,
-    });
+    let mut h = two_puts_then(vec![get("a0", Some("v1"), 150, 160)]);
+    h.stalls.push(stall(0, 100, 200));
     let f = run(&h);
     assert_eq!(f.stale_healthy.len(), 1, "{:?}", f.stale_healthy);
 }
