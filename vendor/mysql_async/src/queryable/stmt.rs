@@ -49,29 +49,23 @@ fn to_statement_move<'a, T: AsQuery + 'a>(
         // Thrudoc: a query without a colon has no named parameters, so it is not parsed for
         // them (the parse scans every byte of every statement executed, 2.5% of Thrudoc's
         // instructions per get).
-        if !query.as_ref().contains(&b':') {
-            let inner_stmt = match conn.get_cached_stmt(query.as_ref()) {
-                Some(inner_stmt) => inner_stmt,
-                None => conn.prepare_statement(Cow::Borrowed(query.as_ref())).await?,
-            };
-            return Ok(Statement::new(inner_stmt, Vec::new()));
-        }
-        let parsed = ParsedNamedParams::parse(query.as_ref())?;
-        let inner_stmt = match conn.get_cached_stmt(parsed.query()) {
-            Some(inner_stmt) => inner_stmt,
-            None => {
-                conn.prepare_statement(Cow::Borrowed(parsed.query()))
-                    .await?
-            }
+        let parsed = if query.as_ref().contains(&b':') {
+            Some(ParsedNamedParams::parse(query.as_ref())?)
+        } else {
+            None
         };
-        Ok(Statement::new(
-            inner_stmt,
-            parsed
-                .params()
+        let text = parsed.as_ref().map_or(query.as_ref(), |p| p.query());
+        let inner_stmt = match conn.get_cached_stmt(text) {
+            Some(inner_stmt) => inner_stmt,
+            None => conn.prepare_statement(Cow::Borrowed(text)).await?,
+        };
+        let named_params = parsed.map_or_else(Vec::new, |p| {
+            p.params()
                 .iter()
                 .map(|x| x.as_ref().to_vec())
-                .collect::<Vec<_>>(),
-        ))
+                .collect::<Vec<_>>()
+        });
+        Ok(Statement::new(inner_stmt, named_params))
     }
     .boxed();
     ToStatementResult::Mediate(fut)
