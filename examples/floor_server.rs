@@ -113,14 +113,13 @@ impl Store for MemoryStore {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, flag, file] = &args[..] else {
-        eprintln!("usage: floor_server -f thrudoc.conf");
-        std::process::exit(2);
+    let file = match &args[..] {
+        [_, flag, file] if flag == "-f" => file,
+        _ => {
+            eprintln!("usage: floor_server -f thrudoc.conf");
+            std::process::exit(2);
+        }
     };
-    if flag != "-f" {
-        eprintln!("usage: floor_server -f thrudoc.conf");
-        std::process::exit(2);
-    }
     if let Err(e) = serve(PathBuf::from(file)) {
         eprintln!("floor_server: {e}");
         std::process::exit(1);
