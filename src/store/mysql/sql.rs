@@ -90,9 +90,7 @@ impl Statements {
             scan: format!("SELECT k, v FROM {table} WHERE k > ? ORDER BY k LIMIT ?"),
         }
     }
-}
 
-impl Statements {
     /// [`get_many`] of this table: kept once formatted when `keys` is a size class of
     /// coalescing, formatted afresh otherwise.
     pub fn get_many(&self, keys: usize) -> Cow<'_, str> {
