@@ -42,7 +42,8 @@
 //! - [`admin`]: the `thrudoc-admin` tool for the MySQL backend (create-tablename, list,
 //!   status, failover, switchover, verify; the Directory Manager's move, split, merge,
 //!   rebalance, drain, add-hosts, remove-hosts and gc).
-//! - [`bench`](mod@bench): the `thrudoc-bench` tool: throughput and latency, side by side with MariaDB.
+//! - [`bench`](mod@bench): the `thrudoc-bench` tool: throughput, latency and the CPU each
+//!   operation costs, side by side with MariaDB.
 //!
 //! Binaries in `src/bin/` only parse their command line and call into this library. The rules
 //! the code keeps are in `docs/DESIGN.md`; how the parts work, in `docs/ARCHITECTURE.md`.

@@ -226,9 +226,21 @@ fn a_bucket_the_server_does_not_serve_fails_at_once() {
     );
 }
 
+/// The numbers of the `cpu_us_per_op` line of `target`'s run.
+fn cpu_per_op(report: &Report, target: &str) -> Vec<(String, f64)> {
+    let prefix = format!("cpu_us_per_op {target}_");
+    let line = report
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{}", report.stdout));
+    fields(&line["cpu_us_per_op ".len()..])
+}
+
 /// Side by side on one MariaDB server: the Thrudoc run and the direct run of the same
 /// workload, the ratio line before the last line, and no errors on either side (the direct
-/// run reads the keys written through Thrudoc, so placement agrees).
+/// run reads the keys written through Thrudoc, so placement agrees). Each run's CPU per
+/// operation names its parts, and puts the server's work in the Thrudoc run only.
 #[test]
 fn side_by_side_with_mariadb_prints_both_rates_and_the_ratio() {
     require_mariadb();
@@ -256,6 +268,8 @@ fn side_by_side_with_mariadb_prints_both_rates_and_the_ratio() {
     let server = mysql::thrudoc_on(&db, None, "thrudoc", "");
     let conf = server.dir.path().join("thrudoc.conf");
     assert!(Path::new(&conf).is_file());
+    let server_pid = server_pid(&server).to_string();
+    let db_pid = db.pid().expect("mariadbd's pid").to_string();
     // Batched writes too: both sides write each partition's rows in key order, so concurrent
     // multi-row upserts of random keys do not deadlock (errors=0 is asserted below).
     for extra in [&["--type=both"][..], &["--type=both", "--batch=10"]] {
@@ -267,6 +281,10 @@ fn side_by_side_with_mariadb_prints_both_rates_and_the_ratio() {
             "--size=256",
             "--direct-mysql-conf",
             conf.to_str().unwrap(),
+            "--server-pid",
+            &server_pid,
+            "--db-pid",
+            &db_pid,
         ];
         args.extend(extra);
         let out = bench(&server, &args);
@@ -284,6 +302,19 @@ fn side_by_side_with_mariadb_prints_both_rates_and_the_ratio() {
             "ratio {} vs {ratio}",
             before_last[1].1
         );
+        let thrudoc = cpu_per_op(&report, "thrudoc");
+        let direct = cpu_per_op(&report, "direct");
+        for (cpu, target) in [(&thrudoc, "thrudoc"), (&direct, "direct")] {
+            let names: Vec<&str> = cpu.iter().map(|(k, _)| k.as_str()).collect();
+            let want = ["server", "databases", "bench", "box"].map(|p| format!("{target}_{p}"));
+            assert_eq!(names, want, "{}", report.stdout);
+        }
+        // The server served every call of the Thrudoc run and none of the direct one; MariaDB
+        // and the box worked in both.
+        assert!(thrudoc[0].1 > direct[0].1, "{}", report.stdout);
+        for cpu in [&thrudoc, &direct] {
+            assert!(cpu[1].1 > 0.0 && cpu[3].1 > 0.0, "{}", report.stdout);
+        }
     }
     assert_keys_readable(&server, "bench", 200, 256);
 }

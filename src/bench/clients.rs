@@ -17,6 +17,7 @@ use thrift::transport::{
     TBufferedReadTransport, TBufferedWriteTransport, TFramedReadTransport, TFramedWriteTransport,
 };
 
+use super::cpu::Watched;
 use super::run::{Live, Progress, RunStats, Tally, Workload};
 use super::workload::{fill_batch, fill_range, key, Op, Rng, FILL_ATTEMPTS, FILL_CLIENTS};
 use crate::client::{connect, Client};
@@ -231,8 +232,8 @@ fn client_loop(target: &Target, w: &Workload, index: usize, live: &Live, start: 
     tally
 }
 
-/// The timed run of `w` against `target`.
-pub fn run(target: &Target, w: &Workload) -> RunStats {
+/// The timed run of `w` against `target`, with the CPU time it cost `watched`.
+pub fn run(target: &Target, w: &Workload, watched: &Watched) -> RunStats {
     let live = Arc::new(Live::default());
     let start = Arc::new(Barrier::new(w.clients + 1));
     let handles: Vec<_> = (0..w.clients)
@@ -242,6 +243,7 @@ pub fn run(target: &Target, w: &Workload) -> RunStats {
         })
         .collect();
     start.wait();
+    let cpu_before = watched.read();
     let began = Instant::now();
     let progress = Progress::start(
         format!("thrudoc {}", w.mix.as_str()),
@@ -263,6 +265,7 @@ pub fn run(target: &Target, w: &Workload) -> RunStats {
         workload: w.clone(),
         elapsed,
         tally,
+        cpu: watched.since(cpu_before),
     }
 }
 

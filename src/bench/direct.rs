@@ -26,6 +26,7 @@ use futures_util::future::join_all;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Pool, Value};
 
+use super::cpu::Watched;
 use super::run::{Live, Progress, RunStats, Tally, Workload};
 use super::workload::{key, Op, Rng};
 use crate::config::{Backend, Config, MysqlConfig};
@@ -146,8 +147,9 @@ impl Direct {
         )
     }
 
-    /// The timed run of `w`, straight against the partitions.
-    pub fn run(&self, w: &Workload) -> RunStats {
+    /// The timed run of `w`, straight against the partitions, with the CPU time it cost
+    /// `watched`.
+    pub fn run(&self, w: &Workload, watched: &Watched) -> RunStats {
         let live = Arc::new(Live::default());
         let start = Arc::new(tokio::sync::Barrier::new(w.clients + 1));
         let tasks: Vec<_> = (0..w.clients)
@@ -159,6 +161,7 @@ impl Direct {
             })
             .collect();
         self.runtime.block_on(start.wait());
+        let cpu_before = watched.read();
         let began = Instant::now();
         let progress = Progress::start(
             format!("direct {}", w.mix.as_str()),
@@ -180,6 +183,7 @@ impl Direct {
             workload: w.clone(),
             elapsed,
             tally,
+            cpu: watched.since(cpu_before),
         }
     }
 

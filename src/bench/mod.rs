@@ -5,8 +5,9 @@
 //! A run goes: check the server serves the bucket; open the idle connections, if any, and
 //! read the server's memory around that; fill the key space with `putList` (for reads); run
 //! the clients for `--duration`, with a progress line every second on stderr; then, with
-//! `--direct-mysql-conf`, run the same clients straight against the partition tables; print
-//! the table and the last lines ([`report`]).
+//! `--direct-mysql-conf`, run the same clients straight against the partition tables (before
+//! the Thrudoc run with `--direct-first`); print the table and the last lines ([`report`]),
+//! each run's CPU time per operation among them ([`cpu`]).
 //!
 //! - [`workload`]: keys, values, the read/write mix, the random draws.
 //! - [`histogram`]: the log-linear latency histogram.
@@ -15,8 +16,10 @@
 //! - [`direct`]: the direct run, with `mysql_async` and the store's own placement and SQL.
 //! - [`report`]: the table and the last lines.
 //! - [`system`]: the open-files limit and a server's memory, from `/proc`.
+//! - [`cpu`]: the CPU time each run cost the server, the databases, the bench and the box.
 
 pub mod clients;
+pub mod cpu;
 pub mod direct;
 pub mod histogram;
 pub mod report;
@@ -102,12 +105,20 @@ pub struct Options {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// Pid of the server, to report its resident memory (VmRSS) before and after opening the
-    /// idle connections and at the end.
+    /// idle connections and at the end, and its CPU time per operation.
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// Pid of a database server (give it once per mariadbd), to report the databases' CPU
+    /// time per operation in each run.
+    #[arg(long = "db-pid", value_name = "PID")]
+    pub db_pids: Vec<u32>,
     /// Seconds any one call or connection attempt may take before it counts as failed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds_flag)]
     pub timeout: Duration,
+    /// With --direct-mysql-conf: run the direct side first, then the Thrudoc run (a script
+    /// alternating the order shares out what one run leaves the databases to do in the next).
+    #[arg(long, requires = "direct_mysql_conf")]
+    pub direct_first: bool,
     /// Do not write every key before a run with reads (an earlier run filled them).
     #[arg(long)]
     pub no_fill: bool,
@@ -211,6 +222,13 @@ impl Outcome {
             out.push_str(&line);
             out.push('\n');
         }
+        out.push_str(&report::cpu_table(&runs));
+        for r in &runs {
+            if let Some(line) = report::cpu_line(r) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
         if let Some(d) = &self.direct {
             out.push_str(&report::direct_line(&self.thrudoc, d));
             out.push('\n');
@@ -282,19 +300,30 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if w.mix.reads() && !opts.no_fill {
         clients::fill(&target, &w)?;
     }
-    let thrudoc = clients::run(&target, &w);
+    let watched = cpu::Watched {
+        server: opts.server_pid,
+        databases: opts.db_pids.clone(),
+    };
+    let run_direct = |d: direct::Direct| {
+        let description = d.describe();
+        let stats = d.run(&w, &watched);
+        d.close();
+        (stats, description)
+    };
+    // What a run leaves the databases to do afterwards (flushing, the sibling applying its
+    // writes) lands in the next run: --direct-first lets a script alternate who bears it.
+    let mut direct = direct;
+    let mut direct_run = None;
+    if opts.direct_first {
+        direct_run = direct.take().map(run_direct);
+    }
+    let thrudoc = clients::run(&target, &w, &watched);
     memory.at_end = rss();
     let idle_alive = clients::check_idle(&target, &idle);
-
-    let (direct, direct_description) = match direct {
-        Some(d) => {
-            let description = d.describe();
-            let stats = d.run(&w);
-            d.close();
-            (Some(stats), Some(description))
-        }
-        None => (None, None),
-    };
+    if let Some(d) = direct.take() {
+        direct_run = Some(run_direct(d));
+    }
+    let (direct, direct_description) = direct_run.unzip();
     Ok(Outcome {
         thrudoc,
         direct,

@@ -4,6 +4,11 @@
 //! target   type  clients  batch   calls     ops     ops/s  calls/s  p50_ms  p99_ms  max_ms  errors
 //! thrudoc  both       20      -   80123   80123    8012.3   8012.3   2.310   8.120  45.100       0
 //! direct   both       20      -   99001   99001    9900.1   9900.1   1.900   6.800  30.200       0
+//! CPU us/op     server databases     bench       box
+//! thrudoc         44.1      61.0      38.2     150.3
+//! direct           0.1     112.5      30.9     148.0
+//! cpu_us_per_op thrudoc_server=44.1 thrudoc_databases=61.0 thrudoc_bench=38.2 thrudoc_box=150.3
+//! cpu_us_per_op direct_server=0.1 direct_databases=112.5 direct_bench=30.9 direct_box=148.0
 //! direct_ops_per_sec=9900.1 ratio=0.81
 //! ops_per_sec=8012.3 p50_ms=2.310 p99_ms=8.120 errors=0
 //! ```
@@ -12,9 +17,15 @@
 //! are failed elements (and failed connection attempts). Latencies are per call. The last
 //! line is always the Thrudoc run's; in side-by-side mode the line before it gives the direct
 //! run's rate and the ratio Thrudoc/direct.
+//!
+//! CPU per operation is each run's CPU time ([`cpu`](super::cpu)) over its successful
+//! elements: the server's (`--server-pid`; in the direct run it shows the server idle), the
+//! databases' (`--db-pid`), the bench's own and the whole box's. A part that was not asked for
+//! or could not be read is `-` in the table and missing from the `cpu_us_per_op` line.
 
 use std::fmt::Write as _;
 
+use super::cpu::CpuUse;
 use super::run::RunStats;
 
 /// Server memory at three points of the run, in KiB.
@@ -64,6 +75,46 @@ pub fn table(runs: &[&RunStats]) -> String {
         );
     }
     out
+}
+
+/// The parts of a [`CpuUse`] in the order the report shows them.
+fn cpu_parts(c: &CpuUse) -> [(&'static str, Option<f64>); 4] {
+    [
+        ("server", c.server),
+        ("databases", c.databases),
+        ("bench", c.bench),
+        ("box", c.busy),
+    ]
+}
+
+/// CPU microseconds per operation, a row per run.
+pub fn cpu_table(runs: &[&RunStats]) -> String {
+    let mut out = format!("{:<10}", "CPU us/op");
+    for (name, _) in cpu_parts(&CpuUse::default()) {
+        let _ = write!(out, " {name:>9}");
+    }
+    out.push('\n');
+    for r in runs {
+        let _ = write!(out, "{:<10}", r.target);
+        for (_, v) in cpu_parts(&r.cpu_per_op_us()) {
+            match v {
+                Some(v) => write!(out, " {v:>9.1}"),
+                None => write!(out, " {:>9}", "-"),
+            }
+            .expect("writing to a String");
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// `cpu_us_per_op <target>_server=<n> <target>_databases=<n> ...`, the parts that were read.
+pub fn cpu_line(r: &RunStats) -> Option<String> {
+    let parts: Vec<String> = cpu_parts(&r.cpu_per_op_us())
+        .into_iter()
+        .filter_map(|(name, v)| Some(format!("{}_{name}={:.1}", r.target, v?)))
+        .collect();
+    (!parts.is_empty()).then(|| format!("cpu_us_per_op {}", parts.join(" ")))
 }
 
 fn mib(kib: u64) -> String {
@@ -150,6 +201,7 @@ mod tests {
             },
             elapsed: Duration::from_secs(secs),
             tally,
+            cpu: CpuUse::default(),
         }
     }
 
@@ -164,6 +216,42 @@ mod tests {
         let table = table(&[&t, &d]);
         assert_eq!(table.lines().count(), 3);
         assert!(table.lines().nth(1).unwrap().starts_with("thrudoc  both"));
+    }
+
+    #[test]
+    fn cpu_per_op_divides_each_part_by_the_successful_elements() {
+        let mut t = stats("thrudoc", 8000, 2);
+        t.cpu = CpuUse {
+            server: Some(0.4),
+            databases: Some(0.2),
+            bench: Some(0.3),
+            busy: Some(1.0),
+        };
+        let mut d = stats("direct", 10000, 2);
+        d.cpu = CpuUse {
+            bench: Some(0.25),
+            busy: Some(1.0),
+            ..CpuUse::default()
+        };
+        assert_eq!(
+            cpu_line(&t).unwrap(),
+            "cpu_us_per_op thrudoc_server=50.0 thrudoc_databases=25.0 thrudoc_bench=37.5 thrudoc_box=125.0"
+        );
+        assert_eq!(
+            cpu_line(&d).unwrap(),
+            "cpu_us_per_op direct_bench=25.0 direct_box=100.0"
+        );
+        assert_eq!(cpu_line(&stats("direct", 10, 1)), None);
+        let table = cpu_table(&[&t, &d]);
+        let rows: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            rows,
+            [
+                "CPU us/op     server databases     bench       box",
+                "thrudoc         50.0      25.0      37.5     125.0",
+                "direct             -         -      25.0     100.0",
+            ]
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::cpu::CpuUse;
 use super::histogram::Histogram;
 use super::workload::Mix;
 
@@ -120,6 +121,8 @@ pub struct RunStats {
     /// From the start signal to the end of the last call.
     pub elapsed: Duration,
     pub tally: Tally,
+    /// The CPU time the timed run cost (see [`cpu`](super::cpu)).
+    pub cpu: CpuUse,
 }
 
 impl RunStats {
@@ -143,6 +146,11 @@ impl RunStats {
 
     pub fn max_ms(&self) -> f64 {
         self.tally.latency.max() as f64 / 1e6
+    }
+
+    /// CPU microseconds per successful element, of each part.
+    pub fn cpu_per_op_us(&self) -> CpuUse {
+        self.cpu.per_op_us(self.tally.ops)
     }
 }
 
