@@ -272,7 +272,11 @@ fn side_by_side_with_mariadb_prints_both_rates_and_the_ratio() {
     let db_pid = db.pid().expect("mariadbd's pid").to_string();
     // Batched writes too: both sides write each partition's rows in key order, so concurrent
     // multi-row upserts of random keys do not deadlock (errors=0 is asserted below).
-    for extra in [&["--type=both"][..], &["--type=both", "--batch=10"]] {
+    for extra in [
+        &["--type=both"][..],
+        &["--type=both", "--batch=10"],
+        &["--type=both", "--direct-first"],
+    ] {
         let mut args = vec![
             "--bucket=bench",
             "--clients=4",
@@ -289,6 +293,15 @@ fn side_by_side_with_mariadb_prints_both_rates_and_the_ratio() {
         args.extend(extra);
         let out = bench(&server, &args);
         let report = clean_report(&out);
+        // The progress lines show which side ran first.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let first = |target: &str| {
+            stderr
+                .find(&format!("{target} both:"))
+                .unwrap_or_else(|| panic!("no {target} progress line:\n{stderr}"))
+        };
+        let direct_first = extra.contains(&"--direct-first");
+        assert_eq!(first("direct") < first("thrudoc"), direct_first, "{stderr}");
         let direct = report.row("direct");
         assert_eq!(direct[11], "0", "direct errors: {}", report.stdout);
         let lines: Vec<&str> = report.stdout.lines().collect();

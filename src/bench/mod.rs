@@ -312,18 +312,16 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     };
     // What a run leaves the databases to do afterwards (flushing, the sibling applying its
     // writes) lands in the next run: --direct-first lets a script alternate who bears it.
-    let mut direct = direct;
-    let mut direct_run = None;
-    if opts.direct_first {
-        direct_run = direct.take().map(run_direct);
-    }
+    let (before, after) = if opts.direct_first {
+        (direct, None)
+    } else {
+        (None, direct)
+    };
+    let before = before.map(run_direct);
     let thrudoc = clients::run(&target, &w, &watched);
     memory.at_end = rss();
     let idle_alive = clients::check_idle(&target, &idle);
-    if let Some(d) = direct.take() {
-        direct_run = Some(run_direct(d));
-    }
-    let (direct, direct_description) = direct_run.unzip();
+    let (direct, direct_description) = before.or_else(|| after.map(run_direct)).unzip();
     Ok(Outcome {
         thrudoc,
         direct,
